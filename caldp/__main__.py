@@ -1,0 +1,5 @@
+import sys
+
+from caldp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,163 @@
+"""Bracketing of pipeline steps by exit code (public API, CONTRACT section 6).
+
+``exit_on_exception(code, *message)`` wraps one step: any exception inside it
+becomes a :class:`CaldpError` carrying that step's code, except that memory
+errors keep their memory codes (31, 32, 34) wherever they happen, and an error
+already classified by an inner bracket keeps its code.  ``exit_receiver()``
+wraps the whole program and turns the final exception into the exit status.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from caldp.exit_codes import ExitCode
+
+log = logging.getLogger("caldp")
+
+SIMULATE_ENV = "CALDP_SIMULATE_ERROR"
+STAGE1_CODES = frozenset({ExitCode.STAGE1_ERROR, ExitCode.SVM_ERROR, ExitCode.MVM_ERROR})
+
+
+class CaldpError(Exception):
+    """An error whose exit code is already known."""
+
+    def __init__(self, exit_code: int, message: str = ""):
+        self.exit_code = ExitCode(exit_code)
+        super().__init__(message or self.exit_code.description)
+
+
+class ProgramFailed(Exception):
+    """A calibration program ended with a failing status.
+
+    ``memory_error`` is true when its output showed a Python MemoryError; the
+    step bracket then reports SUBPROCESS_MEMORY_ERROR instead of its own code.
+    """
+
+    def __init__(self, program: str, status: str, tail: str = "", memory_error: bool = False):
+        self.program = program
+        self.status = status
+        self.tail = tail
+        self.memory_error = memory_error
+        super().__init__(f"{program} {status}")
+
+
+class Terminated(BaseException):
+    """caldp received SIGTERM (AWS Batch stops jobs this way)."""
+
+    def __init__(self, signame: str = "SIGTERM"):
+        self.signame = signame
+        super().__init__(f"terminated by {signame}")
+
+
+def is_os_memory_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and (
+        exc.errno == errno.ENOMEM or "Cannot allocate memory" in str(exc)
+    )
+
+
+def classify(exc: BaseException, step_code: int = ExitCode.GENERIC_ERROR) -> ExitCode:
+    """The exit code for ``exc`` raised inside a step whose code is ``step_code``."""
+    if isinstance(exc, CaldpError):
+        return exc.exit_code
+    if isinstance(exc, MemoryError):
+        return ExitCode.CALDP_MEMORY_ERROR
+    if is_os_memory_error(exc):
+        return ExitCode.OS_MEMORY_ERROR
+    if isinstance(exc, ProgramFailed) and exc.memory_error:
+        return ExitCode.SUBPROCESS_MEMORY_ERROR
+    return ExitCode(step_code)
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def simulated_error(step_code: int) -> BaseException | None:
+    """The error ``CALDP_SIMULATE_ERROR`` asks this step to raise, if any."""
+    value = os.environ.get(SIMULATE_ENV, "").strip()
+    if not value or not value.isdigit():
+        return None
+    wanted = int(value)
+    step = ExitCode(step_code)
+    if wanted == step and wanted not in (ExitCode.GENERIC_ERROR, ExitCode.SUCCESS):
+        return RuntimeError(f"simulated error {step.value} {step.name} ({SIMULATE_ENV})")
+    if step in STAGE1_CODES:
+        if wanted == ExitCode.SUBPROCESS_MEMORY_ERROR:
+            return ProgramFailed("simulated-program", "exited 1", "MemoryError", memory_error=True)
+        if wanted == ExitCode.CALDP_MEMORY_ERROR:
+            return MemoryError(f"simulated caldp MemoryError ({SIMULATE_ENV})")
+        if wanted == ExitCode.OS_MEMORY_ERROR:
+            return OSError(errno.ENOMEM, f"Cannot allocate memory (simulated, {SIMULATE_ENV})")
+        if wanted == ExitCode.CONTAINER_MEMORY_ERROR:
+            return CaldpError(wanted, f"simulated container memory error ({SIMULATE_ENV})")
+    return None
+
+
+@contextmanager
+def exit_on_exception(exit_code: int, *message: object) -> Iterator[None]:
+    """Map any exception raised in the block to ``exit_code`` (see :func:`classify`)."""
+    simulated = simulated_error(exit_code)
+    try:
+        if simulated is not None:
+            raise simulated
+        yield
+    except BaseException as exc:
+        if isinstance(exc, CaldpError):
+            raise  # classified by an inner bracket
+        if isinstance(exc, GeneratorExit):
+            raise
+        code = classify(exc, exit_code)
+        text = " ".join(str(m) for m in message) or ExitCode(exit_code).description
+        log.debug("exception in step (%s)", text, exc_info=(type(exc), exc, exc.__traceback__))
+        log.error("%s: %s -> exit %d %s", text, describe(exc), code.value, code.name)
+        raise CaldpError(code, f"{text}: {describe(exc)}") from exc
+
+
+def exit_status(exc: BaseException | None) -> ExitCode:
+    """The process exit status for an exception that reached the top level."""
+    if exc is None:
+        return ExitCode.SUCCESS
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        if code is None:
+            return ExitCode.SUCCESS
+        try:
+            return ExitCode(int(code))
+        except (TypeError, ValueError):
+            return ExitCode.GENERIC_ERROR
+    return classify(exc, ExitCode.GENERIC_ERROR)
+
+
+@contextmanager
+def exit_receiver() -> Iterator[None]:
+    """Turn any exception escaping the block into ``SystemExit(code)``, logs flushed."""
+    try:
+        yield
+    except BaseException as exc:
+        code = exit_status(exc)
+        if not isinstance(exc, (CaldpError, SystemExit)):
+            log.error("unhandled %s -> exit %d %s", describe(exc), code.value, code.name)
+            log.debug("traceback", exc_info=(type(exc), exc, exc.__traceback__))
+        flush_logs()
+        raise SystemExit(int(code)) from None
+    flush_logs()
+
+
+def flush_logs() -> None:
+    for handler in logging.getLogger().handlers + logging.getLogger("caldp").handlers:
+        try:
+            handler.flush()
+        except Exception:  # noqa: BLE001 - flushing must never raise
+            pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
