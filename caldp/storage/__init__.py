@@ -1,0 +1,125 @@
+"""Where inputs come from and where outputs go.
+
+Inputs: ``file:DIR``, ``s3://bucket/prefix``, ``astroquery:[DIR|s3://...]``.
+Outputs: ``file:DIR``, ``s3://bucket/prefix``, ``none``.
+
+Each backend is a plain module; this package only parses URIs and hands the
+work to the module for the scheme.  An input backend has::
+
+    fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]
+
+which returns candidate files (the pipeline then picks the dataset's own files
+and copies them into its working directory).  An output backend is an object
+with ``check()``, ``deliver(plan) -> Delivered`` and a ``messages`` box.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from caldp.datasets import Dataset
+
+
+class UriError(ValueError):
+    """An input or output URI that caldp cannot use (a command-line error)."""
+
+
+@dataclass(frozen=True)
+class Uri:
+    scheme: str  # "file", "s3", "astroquery", "none"
+    location: str  # folder, "bucket/prefix", or "" / a poller location for astroquery
+
+    def __str__(self) -> str:
+        if self.scheme == "none":
+            return "none"
+        if self.scheme == "s3":
+            return f"s3://{self.location}"
+        return f"{self.scheme}:{self.location}"
+
+    @property
+    def bucket(self) -> str:
+        return self.location.split("/", 1)[0]
+
+    @property
+    def prefix(self) -> str:
+        parts = self.location.split("/", 1)
+        return parts[1].strip("/") if len(parts) > 1 else ""
+
+
+def parse_input_uri(text: str) -> Uri:
+    if text.startswith("s3://"):
+        return _s3(text)
+    if text.startswith("file:"):
+        return Uri("file", text[len("file:") :] or ".")
+    if text.startswith("astroquery:"):
+        return Uri("astroquery", text[len("astroquery:") :])
+    raise UriError(
+        f"unsupported input {text!r}: expected file:DIR, s3://bucket/prefix or astroquery:"
+    )
+
+
+def parse_output_uri(text: str) -> Uri:
+    if text.lower() == "none":
+        return Uri("none", "")
+    if text.startswith("s3://"):
+        return _s3(text)
+    if text.startswith("file:"):
+        return Uri("file", text[len("file:") :] or ".")
+    raise UriError(f"unsupported output {text!r}: expected file:DIR, s3://bucket/prefix or none")
+
+
+def _s3(text: str) -> Uri:
+    location = text[len("s3://") :].strip("/")
+    if not location or location.startswith("/"):
+        raise UriError(f"S3 URI without a bucket: {text!r}")
+    return Uri("s3", location)
+
+
+@dataclass
+class DeliveryPlan:
+    """What a run delivers.  Paths are in the working directory.
+
+    ``products`` are the data files (calibrated products, inputs, trailers);
+    ``previews`` go under ``previews/``; ``logs`` are process.txt, preview.txt and
+    the metrics files; ``env_files`` the ``<ds>_cal_env.txt``.  When calibration
+    produced nothing, ``inputs_only`` is true and ``products`` are the inputs,
+    delivered under a name that cannot be mistaken for products.
+    """
+
+    dataset: Dataset
+    products: list[Path] = field(default_factory=list)
+    previews: list[Path] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+    env_files: list[Path] = field(default_factory=list)
+    inputs_only: bool = False
+
+
+@dataclass
+class Delivered:
+    """What was delivered: ``files`` relative to the output root (file: mode) or
+    object URLs (S3 mode); ``message_lines`` is the body of the final message."""
+
+    files: list[str]
+    message_lines: list[str]
+
+
+class MessageBox(Protocol):
+    """State files of CONTRACT section 5."""
+
+    def start(self, dataset: str) -> None:
+        """Remove stale final messages of this dataset, then write ``processing-<ds>``."""
+
+    def finish(self, dataset: str, ok: bool, lines: list[str]) -> str:
+        """Write ``processed-<ds>.trigger`` or ``error-<ds>``, remove ``processing-<ds>``."""
+
+
+class Output(Protocol):
+    uri: Uri
+    messages: MessageBox
+
+    def check(self) -> None:
+        """Fail early (with exit 25) if the output location is not usable."""
+
+    def deliver(self, plan: DeliveryPlan) -> Delivered: ...
