@@ -75,7 +75,9 @@ def explain(code: int | str) -> str:
         member = ExitCode(int(text)) if text.lstrip("-").isdigit() else ExitCode[text.upper()]
     except (KeyError, ValueError):
         if text.lstrip("-").isdigit() and int(text) > 128:
-            return f"{text}: not a caldp code; a shell reports 128+N for a process killed by signal N"
+            return (
+                f"{text}: not a caldp code; a shell reports 128+N for a process killed by signal N"
+            )
         raise ValueError(f"unknown caldp exit code: {code!r}") from None
     return f"{member.value} {member.name}: {member.description}"
 

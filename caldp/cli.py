@@ -1,0 +1,154 @@
+"""Command line: ``caldp-process`` and ``caldp-explain``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import shutil
+import sys
+from collections.abc import Sequence
+
+from caldp import __version__
+from caldp.config import DEFAULT_PROFILE, PROFILES, ProfileError, get_profile
+from caldp.datasets import DatasetNameError, parse
+from caldp.exit_codes import ExitCode, explain, table
+from caldp.storage import UriError, parse_input_uri, parse_output_uri
+from caldp.sysexit import SIMULATE_ENV
+
+log = logging.getLogger("caldp.cli")
+
+PROGRAMS = (
+    "calacs.e",
+    "calwf3.e",
+    "cs0.e",
+    "calcos",
+    "runastrodriz",
+    "runsinglehap",
+    "runmultihap",
+)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # exit 2 with the usage, as argparse does, but testable
+        self.print_usage(sys.stderr)
+        raise CommandLineError(message)
+
+
+class CommandLineError(Exception):
+    pass
+
+
+def build_parser() -> Parser:
+    profiles = "\n".join(f"  {p.name:<22} {p.summary}" for p in PROFILES.values())
+    parser = Parser(
+        prog="caldp-process",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Calibrate one HST dataset: fetch its raw files, assign CRDS reference "
+        "files, run the calibration programs, make previews and deliver the products.",
+        epilog=f"profiles:\n{profiles}\n\nexit codes:\n{table()}\n\n"
+        f"{SIMULATE_ENV}=N makes the step whose code is N fail, for testing the handling.",
+    )
+    parser.add_argument(
+        "dataset", help="IPPPSSOOT (j8cb010b0), SVM (acs_8ph_01) or MVM (skycell-p2381x06y09)"
+    )
+    parser.add_argument(
+        "input_uri",
+        nargs="?",
+        default="file:.",
+        help="file:DIR, s3://bucket/prefix or astroquery: (default file:.)",
+    )
+    parser.add_argument(
+        "output_uri",
+        nargs="?",
+        default="file:.",
+        help="file:DIR, s3://bucket/prefix or none (default file:.)",
+    )
+    parser.add_argument(
+        "config",
+        nargs="?",
+        default=DEFAULT_PROFILE,
+        help=f"configuration profile (default {DEFAULT_PROFILE})",
+    )
+    parser.add_argument(
+        "--version",
+        action="store_true",
+        help="print versions of caldp, its libraries and the calibration programs found",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show DEBUG messages on the console"
+    )
+    return parser
+
+
+def versions() -> str:
+    from importlib import metadata
+
+    lines = [f"caldp {__version__}"]
+    for dist in ("crds", "calcos", "drizzlepac", "astropy", "numpy"):
+        try:
+            lines.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            lines.append(f"{dist} not installed")
+    for program in PROGRAMS:
+        where = shutil.which(program)
+        lines.append(f"{program} {where if where else 'not found on PATH'}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``caldp-process``; returns the exit status."""
+    from caldp import log as caldp_log
+
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if "--version" in args_list:
+        print(versions())
+        return ExitCode.SUCCESS
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except CommandLineError as exc:
+        print(f"caldp-process: error: {exc}", file=sys.stderr)
+        return ExitCode.CMDLINE_ERROR
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    caldp_log.setup_console(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        if os.environ.get(SIMULATE_ENV, "").strip() == str(int(ExitCode.CMDLINE_ERROR)):
+            raise CommandLineError(f"simulated command-line error ({SIMULATE_ENV}=2)")
+        simulate = os.environ.get(SIMULATE_ENV, "").strip()
+        if simulate and (not simulate.isdigit() or int(simulate) not in set(ExitCode)):
+            raise CommandLineError(f"{SIMULATE_ENV}={simulate!r} is not a caldp exit code")
+        dataset = parse(args.dataset)
+        input_uri = parse_input_uri(args.input_uri)
+        output_uri = parse_output_uri(args.output_uri)
+        profile = get_profile(args.config)
+    except (CommandLineError, DatasetNameError, UriError, ProfileError) as exc:
+        log.error("%s", exc)
+        return ExitCode.CMDLINE_ERROR
+
+    from caldp.pipeline import Request, process
+
+    command = shlex.join(["caldp-process", *args_list])
+    return int(process(Request(dataset, input_uri, output_uri, profile, command)))
+
+
+def explain_main(argv: Sequence[str] | None = None) -> int:
+    """``caldp-explain CODE...``: what exit codes mean (no argument: all of them)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        print(table())
+        return 0
+    status = 0
+    for arg in args:
+        try:
+            print(explain(arg))
+        except ValueError as exc:
+            print(f"caldp-explain: {exc}", file=sys.stderr)
+            status = ExitCode.CMDLINE_ERROR
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

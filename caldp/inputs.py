@@ -1,0 +1,146 @@
+"""Pick a dataset's own files among the fetched ones and copy them into the working folder.
+
+Membership is exact: ``<root>_<type>.fits`` for the dataset's rootnames (the
+dataset itself and, for an association, the members listed in its
+``_asn.fits``), or the files listed in a mosaic's poller file.  Never a short
+name prefix, which would mix datasets that share one.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from caldp.datasets import Dataset
+from caldp.instruments import Handler
+
+log = logging.getLogger("caldp.inputs")
+
+CHUNK = 4 * 2**20
+
+
+class InputsError(Exception):
+    """The dataset's input files are missing, incomplete or unusable."""
+
+
+@dataclass
+class Selection:
+    files: list[Path]  # the dataset's input files where they were fetched
+    env_file: Path | None = None  # <ds>_cal_env.txt
+    poller: Path | None = None  # <ds>_input.out (SVM/MVM)
+
+
+def canonical_name(path: Path) -> str:
+    """The name a file has once staged: ``.fits.gz`` becomes ``.fits``."""
+    name = path.name
+    return name[:-3] if name.endswith(".fits.gz") else name
+
+
+def asn_members(asn_file: Path) -> list[str]:
+    """Lower-case rootnames of the exposures listed in an association table."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(asn_file) as hdul:
+            table = hdul[1].data
+            names = [str(n).strip().lower() for n in table["MEMNAME"]]
+            types = [str(t).strip().upper() for t in table["MEMTYPE"]]
+    except (OSError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise InputsError(f"cannot read the association table {asn_file.name}: {exc}") from exc
+    return [n for n, t in zip(names, types, strict=True) if t.startswith("EXP")]
+
+
+def poller_files(poller: Path) -> list[str]:
+    """File names listed in a poller file (first comma-separated field of each line)."""
+    names = []
+    try:
+        text = poller.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputsError(f"cannot read the poller file {poller.name}: {exc}") from exc
+    for line in text.splitlines():
+        field = line.split(",", 1)[0].strip()
+        if not field or field.startswith("#"):
+            continue
+        name = os.path.basename(field)
+        if name in ("", ".", "..") or name != field.replace("\\", "/").split("/")[-1]:
+            raise InputsError(f"unusable file name in {poller.name}: {field!r}")
+        names.append(name)
+    if not names:
+        raise InputsError(f"the poller file {poller.name} lists no files")
+    return names
+
+
+def select(dataset: Dataset, handler: Handler, candidates: Iterable[Path]) -> Selection:
+    """The dataset's own files among ``candidates``; raise :class:`InputsError` if incomplete."""
+    by_name: dict[str, Path] = {}
+    for path in candidates:
+        name = canonical_name(path)
+        if name in by_name and by_name[name] != path:
+            raise InputsError(f"{name} is given twice ({by_name[name].name} and {path.name})")
+        by_name[name] = path
+
+    env_file = by_name.get(f"{dataset.name}_cal_env.txt")
+    if handler.mosaic:
+        return _select_mosaic(dataset, by_name, env_file)
+
+    roots = {dataset.name}
+    asn_name = f"{dataset.name}_asn.fits"
+    members: list[str] = []
+    if dataset.is_association:
+        if asn_name not in by_name:
+            raise InputsError(f"association {dataset.name} has no {asn_name} among the inputs")
+        members = asn_members(by_name[asn_name])
+        roots.update(members)
+    wanted = {f"{root}_{sfx}.fits" for root in roots for sfx in handler.input_suffixes}
+    files = sorted((p for n, p in by_name.items() if n in wanted), key=canonical_name)
+    if not files:
+        raise InputsError(
+            f"no input files for {dataset.name} (looked for "
+            f"{', '.join(sorted(f'{dataset.name}_{s}.fits' for s in handler.input_suffixes))})"
+        )
+    names = {canonical_name(p) for p in files}
+    missing = [
+        m for m in members if not any(f"{m}_{sfx}.fits" in names for sfx in handler.input_suffixes)
+    ]
+    if missing:
+        raise InputsError(
+            f"association {dataset.name} lacks files for members {', '.join(missing)}"
+        )
+    return Selection(files=files, env_file=env_file)
+
+
+def _select_mosaic(dataset: Dataset, by_name: dict[str, Path], env_file: Path | None) -> Selection:
+    poller_name = f"{dataset.name}_input.out"
+    poller = by_name.get(poller_name)
+    if poller is None:
+        raise InputsError(f"mosaic {dataset.name} has no poller file {poller_name}")
+    listed = poller_files(poller)
+    missing = [n for n in listed if n not in by_name]
+    if missing:
+        raise InputsError(f"files listed in {poller_name} are missing: {', '.join(missing)}")
+    files = [by_name[n] for n in dict.fromkeys(listed)]
+    return Selection(files=files, env_file=env_file, poller=poller)
+
+
+def stage(paths: Sequence[Path], work_dir: Path) -> list[Path]:
+    """Copy files into ``work_dir`` (gunzipping ``.fits.gz``); the originals are never touched."""
+    staged = []
+    for src in paths:
+        dest = work_dir / canonical_name(src)
+        if dest.exists():
+            raise InputsError(f"{dest.name} would be staged twice")
+        opener = gzip.open if src.name.endswith(".gz") else open
+        try:
+            with opener(src, "rb") as fin, open(dest, "xb") as fout:
+                shutil.copyfileobj(fin, fout, CHUNK)
+        except (gzip.BadGzipFile, EOFError) as exc:
+            raise InputsError(f"{src.name} is not a readable gzip file: {exc}") from exc
+        dest.chmod(0o644)
+        staged.append(dest)
+    log.info("staged %d input files in %s", len(staged), work_dir)
+    return staged

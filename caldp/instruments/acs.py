@@ -1,0 +1,21 @@
+"""ACS: calacs.e on the association or raw, then runastrodriz."""
+
+from caldp.exit_codes import ExitCode
+from caldp.instruments import Handler, Stage, asn_or_raw
+
+HANDLER = Handler(
+    kind="acs",
+    title="ACS",
+    input_suffixes=("asn", "raw"),
+    reference_variable="jref",
+    stages=(
+        Stage(
+            "stage1", lambda ds, inputs: ["calacs.e", asn_or_raw(ds, inputs)], ExitCode.STAGE1_ERROR
+        ),
+        Stage(
+            "stage2",
+            lambda ds, inputs: ["runastrodriz", "-n", "1", asn_or_raw(ds, inputs)],
+            ExitCode.STAGE2_ERROR,
+        ),
+    ),
+)

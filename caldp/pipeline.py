@@ -1,0 +1,475 @@
+"""The whole caldp-process flow, top to bottom.
+
+    check output -> fetch -> version keywords -> bestrefs -> stage 1 -> stage 2
+    -> previews -> deliver -> messages
+
+Each step is bracketed by its exit code (:func:`caldp.sysexit.exit_on_exception`).
+Whatever happens, the run ends in :meth:`Run.finish`: metrics written, logs
+and (when calibration succeeded) products delivered, then exactly one final
+message that agrees with the exit status.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from caldp import __version__, bestrefs, envfile, headers, inputs, metrics, runner
+from caldp import log as caldp_log
+from caldp.config import Profile, apply_profile
+from caldp.datasets import Dataset
+from caldp.exit_codes import ExitCode
+from caldp.instruments import Handler, Stage, handler_for
+from caldp.storage import DeliveryPlan, Output, Uri
+from caldp.sysexit import (
+    SIMULATE_ENV,
+    CaldpError,
+    ProgramFailed,
+    Terminated,
+    exit_on_exception,
+    exit_status,
+    flush_logs,
+)
+
+log = logging.getLogger("caldp.pipeline")
+
+FETCH_CODES = {
+    "file": ExitCode.INPUT_TAR_FILE_ERROR,
+    "s3": ExitCode.S3_DOWNLOAD_ERROR,
+    "astroquery": ExitCode.ASTROQUERY_ERROR,
+}
+MOSAIC_EXTRA_PRODUCTS = (".txt", ".log", ".out")
+
+
+@dataclass(frozen=True)
+class Request:
+    dataset: Dataset
+    input_uri: Uri
+    output_uri: Uri
+    profile: Profile
+    command: str  # the command line, for the metrics files
+
+
+def open_output(uri: Uri) -> Output:
+    if uri.scheme == "file":
+        from caldp.storage.file import FileOutput
+
+        return FileOutput(uri)
+    if uri.scheme == "s3":
+        from caldp.storage.s3 import S3Output
+
+        return S3Output(uri)
+    from caldp.storage.file import NoOutput
+
+    return NoOutput(uri)
+
+
+def fetch_module(uri: Uri):
+    if uri.scheme == "file":
+        from caldp.storage import file as module
+    elif uri.scheme == "s3":
+        from caldp.storage import s3 as module
+    else:
+        from caldp.storage import astroquery as module
+    return module
+
+
+def work_base() -> Path:
+    return Path(os.environ.get("CALDP_HOME") or os.getcwd()).expanduser()
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`Terminated` in the main thread."""
+
+    def handler(signum, frame):  # noqa: ARG001
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: now wrap up
+        raise Terminated(signal.Signals(signum).name)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass
+class Run:
+    request: Request
+    handler: Handler
+    work_dir: Path
+    output: Output
+    times: metrics.StepTimes = field(default_factory=metrics.StepTimes)
+    staged: list[Path] = field(default_factory=list)
+    env_file: Path | None = None
+    program_env: dict[str, str] = field(default_factory=dict)
+    previews: list[Path] = field(default_factory=list)
+    output_ok: bool = False
+    started: bool = False
+
+    @property
+    def dataset(self) -> Dataset:
+        return self.request.dataset
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.work_dir / "logs"
+
+    @property
+    def previews_dir(self) -> Path:
+        return self.work_dir / "previews"
+
+    # ------------------------------------------------------------------ the flow
+
+    def calibrate(self) -> None:
+        ds = self.dataset
+        with self.step("check output", ExitCode.S3_UPLOAD_ERROR):
+            self.output.check()
+            self.output_ok = True
+            self.output.messages.start(ds.name)
+            self.started = True
+
+        fetch_code = FETCH_CODES[self.request.input_uri.scheme]
+        with self.step("fetch", fetch_code):
+            self.fetch(fetch_code)
+
+        if os.environ.get(SIMULATE_ENV, "").strip() == str(int(ExitCode.GENERIC_ERROR)):
+            raise RuntimeError(f"simulated unbracketed error ({SIMULATE_ENV}=1)")
+
+        with self.step("version keywords", fetch_code):
+            self.stamp_headers()
+
+        with self.step("bestrefs", ExitCode.BESTREFS_ERROR):
+            self.assign_references()
+
+        for stage in self.handler.stages:
+            with self.step(stage.name, stage.exit_code):
+                self.run_stage(stage)
+
+        with self.step("previews", ExitCode.CREATE_PREVIEWS_ERROR):
+            self.make_previews()
+
+    @contextmanager
+    def step(self, name: str, code: ExitCode) -> Iterator[None]:
+        log.info("step %s: start", name)
+        start = time.monotonic()
+        try:
+            with exit_on_exception(code, f"step {name} failed"):
+                yield
+        except BaseException:
+            seconds = time.monotonic() - start
+            self.times.add(name, seconds)
+            log.info("step %s: FAILED after %.2f s", name, seconds)
+            raise
+        seconds = time.monotonic() - start
+        self.times.add(name, seconds)
+        log.info("step %s: done in %.2f s", name, seconds)
+
+    # ------------------------------------------------------------------ steps
+
+    def fetch(self, fetch_code: ExitCode) -> None:
+        download = self.work_dir / "download"
+        download.mkdir(exist_ok=True)
+        module = fetch_module(self.request.input_uri)
+        candidates = module.fetch(self.request.input_uri.location, self.dataset, download)
+        try:
+            selection = inputs.select(self.dataset, self.handler, candidates)
+            to_stage = list(selection.files)
+            if selection.poller is not None:
+                to_stage.append(selection.poller)
+            self.staged = inputs.stage(to_stage, self.work_dir)
+        except inputs.InputsError as exc:
+            raise CaldpError(fetch_code, str(exc)) from exc
+        if selection.env_file is not None:
+            env_dir = self.work_dir / "env"
+            env_dir.mkdir(exist_ok=True)
+            self.env_file = env_dir / selection.env_file.name
+            shutil.copyfile(selection.env_file, self.env_file)
+            self.program_env.update(envfile.read(self.env_file))
+        shutil.rmtree(download, ignore_errors=True)
+        log.info("inputs: %s", ", ".join(p.name for p in self.staged))
+
+    def fits_inputs(self) -> list[Path]:
+        return [p for p in self.staged if p.name.endswith(".fits")]
+
+    def stamp_headers(self) -> None:
+        fits_files = self.fits_inputs()
+        try:
+            headers.update_primary(fits_files, headers.version_values())
+            if self.handler.randseed:
+                from caldp.instruments.cos import RAW_SUFFIXES
+
+                raws = [
+                    p
+                    for p in fits_files
+                    if p.name.endswith(tuple(f"_{s}.fits" for s in RAW_SUFFIXES))
+                ]
+                headers.update_primary(raws, {"RANDSEED": 1})
+                log.info("RANDSEED=1 set in %s", ", ".join(p.name for p in raws))
+        except headers.HeaderError as exc:
+            raise CaldpError(FETCH_CODES[self.request.input_uri.scheme], str(exc)) from exc
+
+    def assign_references(self) -> None:
+        crds_path = Path(os.environ["CRDS_PATH"]).expanduser()
+        dirs = bestrefs.reference_dirs(crds_path)
+        self.program_env.update(dirs)
+        if not self.handler.run_bestrefs:
+            log.info("no bestrefs for %s: its inputs are already calibrated", self.handler.title)
+            return
+        profile = self.request.profile
+        pinned = None
+        if profile.references_from_s3:
+            from caldp import crds_s3
+
+            crds_bucket = os.environ.get("CRDSBUCKET", "")
+            if not crds_bucket:
+                raise bestrefs.BestrefsError("CRDSBUCKET is not set (profile caldp-config-aws)")
+            crds_s3.prepare_cache(crds_bucket, crds_path)
+            for uri in (self.request.output_uri, self.request.input_uri):
+                if uri.scheme == "s3":
+                    pinned = crds_s3.pinned_context(uri.bucket)
+                    break
+        targets = [
+            p
+            for p in self.staged
+            if p.name.endswith(tuple(f"_{s}.fits" for s in self.handler.bestrefs_suffixes))
+        ]
+        crds_handler = caldp_log.attach_file(self.logs_dir / "process.txt", "CRDS")
+        try:
+            result = bestrefs.run(
+                targets, crds_path, os.environ, sync=profile.sync_references, pinned_context=pinned
+            )
+        finally:
+            caldp_log.detach(crds_handler, "CRDS")
+        if result.missing and profile.references_from_s3:
+            from caldp import crds_s3
+
+            crds_s3.fetch_references(os.environ["CRDSBUCKET"], crds_path, result.missing)
+        elif result.missing:
+            log.warning(
+                "%d reference file(s) are not in the CRDS cache %s: %s; "
+                "a calibration program that needs one will fail",
+                len(result.missing),
+                crds_path,
+                ", ".join(result.missing),
+            )
+
+    def run_stage(self, stage: Stage) -> None:
+        argv = stage.argv(self.dataset, self.staged)
+        result = runner.run(argv, cwd=self.work_dir, extra_env=self.program_env, logger=log)
+        if result.returncode in stage.ok_returncodes:
+            if result.returncode != 0:
+                log.info(
+                    "%s exit %d is not a failure for %s",
+                    result.program,
+                    result.returncode,
+                    self.handler.title,
+                )
+            return
+        if result.enomem and not result.memory_error:
+            raise OSError(12, f"Cannot allocate memory: {result.program} {result.status}")
+        raise ProgramFailed(
+            result.program, result.status, "\n".join(result.tail[-5:]), result.memory_error
+        )
+
+    def make_previews(self) -> None:
+        from caldp import previews
+
+        self.previews_dir.mkdir(exist_ok=True)
+        handler = caldp_log.attach_file(self.logs_dir / "preview.txt", "caldp.previews")
+        start = metrics.Usage.now()
+        status = ExitCode.CREATE_PREVIEWS_ERROR
+        try:
+            report = previews.make_previews(
+                self.dataset.kind, self.dataset.name, self.work_dir, self.previews_dir
+            )
+            self.previews = list(report.made)
+            if report.ok:
+                status = ExitCode.SUCCESS
+            else:
+                failed = ", ".join(f"{name} ({why})" for name, why in report.failures.items())
+                raise CaldpError(ExitCode.CREATE_PREVIEWS_ERROR, f"previews failed for {failed}")
+        finally:
+            end = metrics.Usage.now()
+            command = f"caldp-previews {self.dataset.kind} {self.dataset.name}"
+            (self.logs_dir / "preview_metrics.txt").write_text(
+                metrics.gnu_time_report(command, start, end, status)
+            )
+            caldp_log.detach(handler, "caldp.previews")
+
+    # ------------------------------------------------------------------ the end
+
+    def products(self) -> list[Path]:
+        skip = tuple(f"_{s}.fits" for s in self.handler.not_delivered)
+        wanted = (".fits", ".tra") + (MOSAIC_EXTRA_PRODUCTS if self.handler.mosaic else ())
+        return sorted(
+            p
+            for p in self.work_dir.iterdir()
+            if p.is_file() and p.name.endswith(wanted) and not p.name.endswith(skip)
+        )
+
+    def plan(self, code: ExitCode) -> DeliveryPlan:
+        logs = sorted(p for p in self.logs_dir.iterdir() if p.is_file())
+        env_files = [self.env_file] if self.env_file else []
+        plan = DeliveryPlan(self.dataset, logs=logs, env_files=env_files)
+        if code in (ExitCode.SUCCESS, ExitCode.CREATE_PREVIEWS_ERROR):
+            plan.products = self.products()
+            plan.previews = sorted(self.previews)
+        elif self.staged:
+            # Calibration failed: deliver the inputs (and trailers, which say why) for
+            # debugging, in a tarball that cannot be mistaken for products.
+            trailers = [p for p in self.products() if p.name.endswith(".tra")]
+            plan.products = sorted(set(self.staged) | set(trailers))
+            plan.inputs_only = True
+        if code == ExitCode.SUCCESS and not (set(plan.products) - set(self.staged)):
+            log.warning("calibration produced no new files; delivering the inputs")
+            plan.inputs_only = True
+        return plan
+
+    def finish(
+        self, code: ExitCode, process_start: metrics.Usage, disk: metrics.DiskMonitor
+    ) -> ExitCode:
+        """Metrics, delivery, messages; returns the final exit status."""
+        disk.stop()
+        self.write_metrics(code, process_start, disk)
+        log.info("result: exit %d %s (%s)", code.value, code.name, code.description)
+        if not self.output_ok:
+            log.error("the output location is not usable: nothing delivered, no final message")
+            return code
+        lines: list[str] = []
+        try:
+            with self.step("deliver", ExitCode.S3_UPLOAD_ERROR):
+                lines = self.output.deliver(self.plan(code)).message_lines
+        except CaldpError as exc:
+            if code in (ExitCode.SUCCESS, ExitCode.CREATE_PREVIEWS_ERROR):
+                code = exc.exit_code
+                self.write_metrics(code, process_start, disk)
+        try:
+            with self.step("messages", ExitCode.S3_UPLOAD_ERROR):
+                where = self.output.messages.finish(
+                    self.dataset.name, code == ExitCode.SUCCESS, lines
+                )
+                if where:
+                    log.info("final message %s", where)
+        except CaldpError as exc:
+            if code == ExitCode.SUCCESS:
+                code = exc.exit_code
+        return code
+
+    def write_metrics(
+        self, code: ExitCode, start: metrics.Usage, disk: metrics.DiskMonitor
+    ) -> None:
+        end = metrics.Usage.now()
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        (self.logs_dir / "process_metrics.txt").write_text(
+            metrics.gnu_time_report(self.request.command, start, end, code)
+        )
+        (self.logs_dir / "disk_metrics.txt").write_text(disk.report())
+        metrics.write_json(
+            self.logs_dir / "metrics.json",
+            {
+                "dataset": self.dataset.name,
+                "caldp_version": __version__,
+                "exit_code": int(code),
+                "exit_name": code.name,
+                "wall_seconds": round(end.wall - start.wall, 3),
+                "max_rss_kb": end.max_rss_kb,
+                "disk_peak_used_bytes": disk.peak_used,
+                "steps": {k: round(v, 3) for k, v in self.times.steps.items()},
+            },
+        )
+
+
+def prepare_work_dir(dataset: Dataset) -> Path:
+    """A fresh working folder for this dataset (a previous run's is replaced)."""
+    work = work_base() / "caldp-work" / dataset.name
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    (work / "logs").mkdir()
+    return work
+
+
+def process(request: Request) -> ExitCode:
+    """Run the pipeline for one dataset; return the exit status (never raises)."""
+    process_start = metrics.Usage.now()
+    applied = apply_profile(request.profile, os.environ)
+    try:
+        work = prepare_work_dir(request.dataset)
+    except OSError as exc:
+        log.error("cannot create the working folder: %s", exc)
+        return exit_status(exc) if exc.errno == 12 else ExitCode.GENERIC_ERROR
+    file_handler = caldp_log.attach_file(work / "logs" / "process.txt")
+    disk = metrics.DiskMonitor(work).start()
+    code = ExitCode.SUCCESS
+    run = None
+    try:
+        with sigterm_raises():
+            log.info("caldp %s: %s", __version__, request.command)
+            log.info(
+                "dataset %s (%s), input %s, output %s, profile %s",
+                request.dataset.name,
+                handler_for(request.dataset).title,
+                request.input_uri,
+                request.output_uri,
+                request.profile.name,
+            )
+            for key, value in sorted(applied.items()):
+                log.info("profile sets %s=%s", key, value)
+            log.info("working folder %s", work)
+            run = Run(request, handler_for(request.dataset), work, open_output(request.output_uri))
+            try:
+                run.calibrate()
+            except BaseException as exc:  # noqa: BLE001 - every failure becomes a status
+                code = exit_status(exc)
+                if isinstance(exc, Terminated):
+                    log.error("terminated by %s", exc.signame)
+                elif not isinstance(exc, CaldpError):
+                    log.error("error outside any step: %s", exc)
+                    log.debug("traceback", exc_info=(type(exc), exc, exc.__traceback__))
+        signal_guard = _ignore_sigterm()
+        try:
+            code = run.finish(code, process_start, disk) if run else code
+        finally:
+            _restore(signal_guard)
+    except BaseException as exc:  # noqa: BLE001 - the last line of defence
+        code = exit_status(exc)
+        log.error("error while finishing: %s", exc)
+    finally:
+        disk.stop()
+        log.info("caldp-process %s exit %d %s", request.dataset.name, code.value, code.name)
+        flush_logs()
+        caldp_log.detach(file_handler)
+    if (
+        code == ExitCode.SUCCESS
+        and request.output_uri.scheme != "none"
+        and not os.environ.get("CALDP_KEEP_WORK")
+    ):
+        shutil.rmtree(work, ignore_errors=True)
+    return code
+
+
+def _ignore_sigterm():
+    try:
+        return signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    except ValueError:
+        return None
+
+
+def _restore(previous) -> None:
+    if previous is not None:
+        try:
+            signal.signal(signal.SIGTERM, previous)
+        except ValueError:
+            pass

@@ -1,0 +1,185 @@
+"""``file:`` inputs and outputs.
+
+Input: a folder holding the raw files, or exactly one ``<ds>*.tar.gz`` holding
+them.  Output: the browsable tree of CONTRACT section 4, replaced atomically per
+dataset, and the state files under ``messages/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tarfile
+import uuid
+from pathlib import Path
+
+from caldp.datasets import Dataset
+from caldp.exit_codes import ExitCode
+from caldp.storage import Delivered, DeliveryPlan, Uri
+from caldp.storage.tarball import TarballError, extract_file
+from caldp.sysexit import CaldpError
+
+log = logging.getLogger("caldp.storage.file")
+
+
+def find_tarballs(folder: Path, dataset: Dataset) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.name.startswith(dataset.name) and p.name.endswith(".tar.gz") and p.is_file()
+    )
+
+
+def fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]:
+    """Candidate input files: the folder's files, or the contents of its one tarball."""
+    folder = Path(location).expanduser()
+    if not folder.is_dir():
+        raise TarballError(f"input folder {folder} does not exist or is not a folder")
+    tarballs = find_tarballs(folder, dataset)
+    if len(tarballs) > 1:
+        names = ", ".join(p.name for p in tarballs)
+        raise TarballError(f"several tarballs for {dataset.name} in {folder}: {names}")
+    if tarballs:
+        log.info("extracting %s", tarballs[0])
+        return extract_file(tarballs[0], dest)
+    return sorted(p for p in folder.iterdir() if p.is_file())
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class FileMessageBox:
+    """State files in ``DIR/messages/``."""
+
+    def __init__(self, root: Path):
+        self.folder = root / "messages"
+
+    def start(self, dataset: str) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in (f"error-{dataset}", f"processed-{dataset}.trigger"):
+            (self.folder / stale).unlink(missing_ok=True)
+        _write_atomic(self.folder / f"processing-{dataset}", f"processing-{dataset}\n")
+
+    def finish(self, dataset: str, ok: bool, lines: list[str]) -> str:
+        name = f"processed-{dataset}.trigger" if ok else f"error-{dataset}"
+        other = f"error-{dataset}" if ok else f"processed-{dataset}.trigger"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / other).unlink(missing_ok=True)
+        _write_atomic(self.folder / name, "".join(f"{line}\n" for line in [name, *lines]))
+        (self.folder / f"processing-{dataset}").unlink(missing_ok=True)
+        return str(self.folder / name)
+
+
+def _place(src: Path, dest: Path) -> None:
+    """Hard-link ``src`` to ``dest`` where possible (same file system), else copy."""
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+
+
+def make_tarball(paths: list[Path], dest: Path, arcroot: str) -> Path:
+    with tarfile.open(dest, "w:gz", compresslevel=6) as tar:
+        for p in paths:
+            tar.add(p, arcname=f"{arcroot}/{p.name}", recursive=False)
+    return dest
+
+
+class FileOutput:
+    def __init__(self, uri: Uri):
+        self.uri = uri
+        self.root = Path(uri.location).expanduser()
+        self.messages = FileMessageBox(self.root)
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".caldp-write-check-{uuid.uuid4().hex[:8]}"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise CaldpError(
+                ExitCode.S3_UPLOAD_ERROR, f"output folder {self.root} is not writable: {exc}"
+            ) from exc
+
+    def dataset_dir(self, dataset: Dataset) -> Path:
+        return self.root / "data" / dataset.instrument / dataset.name
+
+    def deliver(self, plan: DeliveryPlan) -> Delivered:
+        """Build the dataset's folder beside the final one, then swap it in."""
+        final = self.dataset_dir(plan.dataset)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        partial = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}")
+        try:
+            partial.mkdir()
+            if plan.inputs_only and plan.products:
+                make_tarball(
+                    plan.products, partial / f"{plan.dataset.name}_inputs.tar.gz", plan.dataset.name
+                )
+            else:
+                for p in plan.products:
+                    _place(p, partial / p.name)
+            for sub, files in (
+                ("previews", plan.previews),
+                ("logs", plan.logs),
+                ("env", plan.env_files),
+            ):
+                if files:
+                    (partial / sub).mkdir()
+                    for p in files:
+                        shutil.copyfile(p, partial / sub / p.name)
+            self._swap(partial, final)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        files = sorted(str(p.relative_to(self.root)) for p in final.rglob("*") if p.is_file())
+        log.info("delivered %d files to %s", len(files), final)
+        return Delivered(files=files, message_lines=files)
+
+    @staticmethod
+    def _swap(partial: Path, final: Path) -> None:
+        old = None
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+            os.rename(final, old)
+        try:
+            os.rename(partial, final)
+        except BaseException:
+            if old is not None:
+                os.rename(old, final)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+class NullMessageBox:
+    def start(self, dataset: str) -> None:
+        pass
+
+    def finish(self, dataset: str, ok: bool, lines: list[str]) -> str:
+        return ""
+
+
+class NoOutput:
+    """``none``: calibrate, keep the results in the working folder, deliver nothing."""
+
+    def __init__(self, uri: Uri):
+        self.uri = uri
+        self.messages = NullMessageBox()
+
+    def check(self) -> None:
+        pass
+
+    def deliver(self, plan: DeliveryPlan) -> Delivered:
+        log.info("output is 'none': results stay in the working folder")
+        return Delivered(files=[], message_lines=[])
