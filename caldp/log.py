@@ -58,7 +58,6 @@ def setup_console(level: int = logging.INFO) -> logging.Handler:
     """Send caldp's log to stderr (once per process)."""
     root = logging.getLogger("caldp")
     root.setLevel(logging.DEBUG)
-    root.propagate = False
     for h in list(root.handlers):
         if getattr(h, "_caldp_console", False):
             root.removeHandler(h)

@@ -1,0 +1,109 @@
+import gzip
+import hashlib
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from caldp import inputs
+from caldp.datasets import parse
+from caldp.instruments import HANDLERS
+
+
+def touch_fits(path, **header):
+    hdu = fits.PrimaryHDU(np.zeros((2, 2), dtype=np.int16))
+    for k, v in header.items():
+        hdu.header[k] = v
+    hdu.writeto(path)
+    return path
+
+
+def write_asn(path, members, product):
+    t = Table(
+        {
+            "MEMNAME": [m.upper() for m in members] + [product.upper()],
+            "MEMTYPE": ["EXP-CRJ"] * len(members) + ["PROD-CRJ"],
+            "MEMPRSNT": [True] * (len(members) + 1),
+        }
+    )
+    fits.HDUList([fits.PrimaryHDU(), fits.table_to_hdu(t)]).writeto(path)
+
+
+def test_exact_membership_never_a_prefix(tmp_path):
+    # j8cb01abq and j8cb01abz share a long prefix; only the dataset's own files are picked
+    for name in ("j8cb01abq_raw.fits", "j8cb01abz_raw.fits", "j8cb01abq_spt.fits", "j8cb01abq_flt.fits"):
+        touch_fits(tmp_path / name)
+    sel = inputs.select(parse("j8cb01abq"), HANDLERS["acs"], tmp_path.iterdir())
+    assert [p.name for p in sel.files] == ["j8cb01abq_raw.fits"]
+
+
+def test_association_members_from_the_table(tmp_path):
+    write_asn(tmp_path / "j8cb010b0_asn.fits", ["j8cb01u1q", "j8cb01u2q"], "j8cb010b1")
+    for name in ("j8cb01u1q_raw.fits", "j8cb01u2q_raw.fits", "j8cb01u3q_raw.fits"):
+        touch_fits(tmp_path / name)
+    sel = inputs.select(parse("j8cb010b0"), HANDLERS["acs"], tmp_path.iterdir())
+    assert [p.name for p in sel.files] == ["j8cb010b0_asn.fits", "j8cb01u1q_raw.fits", "j8cb01u2q_raw.fits"]
+
+
+def test_association_missing_member_or_table(tmp_path):
+    write_asn(tmp_path / "j8cb010b0_asn.fits", ["j8cb01u1q", "j8cb01u2q"], "j8cb010b1")
+    touch_fits(tmp_path / "j8cb01u1q_raw.fits")
+    with pytest.raises(inputs.InputsError, match="j8cb01u2q"):
+        inputs.select(parse("j8cb010b0"), HANDLERS["acs"], tmp_path.iterdir())
+    (tmp_path / "j8cb010b0_asn.fits").unlink()
+    with pytest.raises(inputs.InputsError, match="_asn.fits"):
+        inputs.select(parse("j8cb010b0"), HANDLERS["acs"], tmp_path.iterdir())
+
+
+def test_nothing_found(tmp_path):
+    touch_fits(tmp_path / "j8cb01abz_raw.fits")
+    with pytest.raises(inputs.InputsError, match="no input files"):
+        inputs.select(parse("j8cb01abq"), HANDLERS["acs"], tmp_path.iterdir())
+
+
+def test_gz_and_plain_twice_is_an_error(tmp_path):
+    raw = touch_fits(tmp_path / "lb4l02m2q_rawacq.fits")
+    with gzip.open(tmp_path / "lb4l02m2q_rawacq.fits.gz", "wb") as f:
+        f.write(raw.read_bytes())
+    with pytest.raises(inputs.InputsError, match="twice"):
+        inputs.select(parse("lb4l02m2q"), HANDLERS["cos"], tmp_path.iterdir())
+
+
+def test_env_file_and_poller(tmp_path):
+    (tmp_path / "acs_8ph_01_input.out").write_text(
+        "j8ph01a1q_flc.fits,9999,8ph,01,500.0,F606W,WFC,/data/j8ph01a1q_flc.fits\n"
+        "j8ph01a2q_flc.fits,9999,8ph,01,500.0,F814W,WFC,/data/j8ph01a2q_flc.fits\n"
+    )
+    (tmp_path / "acs_8ph_01_cal_env.txt").write_text("A=1\n")
+    for name in ("j8ph01a1q_flc.fits", "j8ph01a2q_flc.fits", "j8ph01a3q_flc.fits"):
+        touch_fits(tmp_path / name)
+    sel = inputs.select(parse("acs_8ph_01"), HANDLERS["svm"], tmp_path.iterdir())
+    assert [p.name for p in sel.files] == ["j8ph01a1q_flc.fits", "j8ph01a2q_flc.fits"]
+    assert sel.poller.name == "acs_8ph_01_input.out"
+    assert sel.env_file.name == "acs_8ph_01_cal_env.txt"
+    (tmp_path / "j8ph01a2q_flc.fits").unlink()
+    with pytest.raises(inputs.InputsError, match="j8ph01a2q_flc.fits"):
+        inputs.select(parse("acs_8ph_01"), HANDLERS["svm"], tmp_path.iterdir())
+
+
+def test_poller_with_path_tricks(tmp_path):
+    (tmp_path / "p.out").write_text("../../etc/passwd,1\n")
+    names = inputs.poller_files(tmp_path / "p.out")
+    assert names == ["passwd"]  # only the base name is ever used
+
+
+def test_stage_copies_and_gunzips_leaving_originals(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    raw = touch_fits(src / "lb4l02m2q_rawacq.fits")
+    with gzip.open(src / "lb4l02m2q_spt.fits.gz", "wb") as f:
+        f.write(raw.read_bytes())
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in src.iterdir()}
+    work = tmp_path / "work"
+    work.mkdir()
+    staged = inputs.stage(sorted(src.iterdir()), work)
+    assert sorted(p.name for p in staged) == ["lb4l02m2q_rawacq.fits", "lb4l02m2q_spt.fits"]
+    fits.setval(staged[0], "RANDSEED", value=1)
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in src.iterdir()}
+    assert before == after

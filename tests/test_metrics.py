@@ -1,0 +1,48 @@
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from caldp import metrics
+
+
+def test_gnu_time_layout_read_by_line_index():
+    start = metrics.Usage.now()
+    # a child that touches ~150 MB: max RSS must include children
+    subprocess.run(
+        [sys.executable, "-c", "b = bytearray(150 * 2**20); b[::4096] = b'x' * len(b[::4096])"],
+        check=True,
+    )
+    end = metrics.Usage.now()
+    text = metrics.gnu_time_report('caldp-process "x" file:. file:.', start, end, 23)
+    lines = text.splitlines()
+    assert len(lines) == 23
+    assert all(line.startswith("\t") and ": " in line for line in lines)
+    assert lines[0].startswith("\tCommand being timed: \"caldp-process 'x'")
+    assert lines[4].startswith("\tElapsed (wall clock) time (h:mm:ss or m:ss): ")
+    assert re.fullmatch(r"\d+:\d\d\.\d\d", lines[4].split(": ")[1])
+    assert lines[9].startswith("\tMaximum resident set size (kbytes): ")
+    assert int(lines[9].split(": ")[1]) > 150 * 1024
+    assert lines[-1] == "\tExit status: 23"
+
+
+def test_elapsed_format():
+    assert metrics.format_elapsed(13.814) == "0:13.81"
+    assert metrics.format_elapsed(125.5) == "2:05.50"
+    assert metrics.format_elapsed(3725) == "1:02:05"
+
+
+def test_disk_report_is_df_bg(tmp_path: Path):
+    monitor = metrics.DiskMonitor(tmp_path, interval=0.05).start()
+    monitor.stop()
+    header, row = monitor.report().splitlines()
+    assert header.split()[:3] == ["Filesystem", "1G-blocks", "Used"]
+    fields = row.split()
+    assert len(fields) == 6
+    assert re.fullmatch(r"\d+G", fields[2]) and fields[4].endswith("%")
+
+
+def test_json(tmp_path):
+    metrics.write_json(tmp_path / "m.json", {"steps": {"a": 1.5}})
+    assert json.loads((tmp_path / "m.json").read_text())["steps"]["a"] == 1.5
