@@ -1,0 +1,231 @@
+"""AWS Batch: the job definition, submission on the memory ladder, and following jobs.
+
+Each rung of the ladder has its own job queue (whose compute environment has
+machines of that size); a job runs exactly the contract's command::
+
+    ["caldp-process", "<ds>", "s3://<bucket>/inputs", "s3://<bucket>/outputs/<ds>",
+     "caldp-config-aws"]
+
+built from ``Ref::`` parameters of the job definition, with the rung's memory and
+vCPUs given as ``resourceRequirements`` overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from caldp.batch.decisions import (
+    DEFAULT_LADDER,
+    DEFAULT_MAX_START_RETRIES,
+    Action,
+    Attempt,
+    DatasetRun,
+    Outcome,
+    Rung,
+)
+
+log = logging.getLogger("caldp.batch.aws")
+
+JOB_ENVIRONMENT = ("CRDSBUCKET", "CSYS_VER", "AWSDPVER", "AWSYSVER")
+DESCRIBE_LIMIT = 100  # DescribeJobs takes at most 100 job ids
+FINAL_STATES = ("SUCCEEDED", "FAILED")
+
+
+def load_job_definition(
+    image: str, environment: Mapping[str, str], name: str | None = None
+) -> dict[str, Any]:
+    """The packaged job definition with ``image`` and the job environment filled in.
+
+    Variables of :data:`JOB_ENVIRONMENT` missing or empty in ``environment`` are left
+    out, so that the image's own values (``CSYS_VER`` is set by the Dockerfile) apply.
+    """
+    text = resources.files("caldp.batch").joinpath("job_definition.json").read_text()
+    definition = json.loads(text)
+    if name:
+        definition["jobDefinitionName"] = name
+    props = definition["containerProperties"]
+    props["image"] = image
+    props["environment"] = [
+        {"name": var["name"], "value": environment[var["name"]]}
+        for var in props["environment"]
+        if environment.get(var["name"])
+    ]
+    return definition
+
+
+def register_job_definition(
+    client: Any, image: str, environment: Mapping[str, str], name: str | None = None
+) -> str:
+    """Register the job definition; return its ARN (name:revision)."""
+    definition = load_job_definition(image, environment, name)
+    response = client.register_job_definition(**definition)
+    log.info("registered job definition %s", response["jobDefinitionArn"])
+    return response["jobDefinitionArn"]
+
+
+def job_parameters(dataset: str, bucket: str, config: str = "caldp-config-aws") -> dict[str, str]:
+    """The ``Ref::`` values that make the contract's command for ``dataset``."""
+    return {
+        "dataset": dataset,
+        "input_uri": f"s3://{bucket}/inputs",
+        "output_uri": f"s3://{bucket}/outputs/{dataset}",
+        "config": config,
+    }
+
+
+def resource_overrides(rung: Rung) -> dict[str, Any]:
+    return {
+        "resourceRequirements": [
+            {"type": "VCPU", "value": str(rung.vcpus)},
+            {"type": "MEMORY", "value": str(rung.memory_mib)},
+        ]
+    }
+
+
+def job_name(dataset: str, rung: Rung, attempt: int) -> str:
+    """A Batch job name (letters, digits, ``-``, ``_``; at most 128 characters)."""
+    raw = f"caldp-{dataset}-{rung.label.lower()}-{attempt}"
+    return re.sub(r"[^A-Za-z0-9_-]", "_", raw)[:128]
+
+
+def default_queues(prefix: str, ladder: Sequence[Rung]) -> tuple[str, ...]:
+    """One queue per rung: ``<prefix>-2g``, ``<prefix>-8g``, ..."""
+    return tuple(f"{prefix}-{rung.label.lower()}" for rung in ladder)
+
+
+def outcome_from_job(job: Mapping[str, Any]) -> Outcome:
+    """The outcome of a finished job from its DescribeJobs entry."""
+    if job.get("status") == "SUCCEEDED":
+        return Outcome(0)
+    container = job.get("container") or {}
+    attempts = job.get("attempts") or []
+    last = (attempts[-1].get("container") or {}) if attempts else {}
+    code = container.get("exitCode")
+    if code is None:
+        code = last.get("exitCode")
+    reasons = []
+    for text in (container.get("reason"), last.get("reason"), job.get("statusReason")):
+        if text and text not in reasons:
+            reasons.append(text)
+    return Outcome(None if code is None else int(code), "; ".join(reasons))
+
+
+def _seconds(job: Mapping[str, Any]) -> float | None:
+    started, stopped = job.get("startedAt"), job.get("stoppedAt")
+    if started and stopped and stopped >= started:
+        return (stopped - started) / 1000.0
+    return None
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    bucket: str
+    queues: Sequence[str]
+    job_definition: str = "caldp"
+    ladder: Sequence[Rung] = DEFAULT_LADDER
+    config: str = "caldp-config-aws"
+    poll_seconds: float = 30.0
+    max_start_retries: int = DEFAULT_MAX_START_RETRIES
+
+    def __post_init__(self) -> None:
+        if len(self.queues) != len(self.ladder):
+            raise ValueError(
+                f"{len(self.queues)} job queues for {len(self.ladder)} memory rungs: "
+                "give one queue per rung"
+            )
+
+
+SubmitHook = Callable[[DatasetRun, str, str], None]
+
+
+def submit(client: Any, run: DatasetRun, settings: BatchSettings) -> tuple[str, str]:
+    """Submit ``run``'s next attempt on its current rung; return (job id, queue)."""
+    rung = run.rung
+    queue = settings.queues[run.rung_index]
+    response = client.submit_job(
+        jobName=job_name(run.dataset, rung, len(run.attempts) + 1),
+        jobQueue=queue,
+        jobDefinition=settings.job_definition,
+        parameters=job_parameters(run.dataset, settings.bucket, settings.config),
+        containerOverrides=resource_overrides(rung),
+    )
+    job_id = response["jobId"]
+    log.info("%s: submitted job %s to %s (%s)", run.dataset, job_id, queue, rung.label)
+    return job_id, queue
+
+
+def run_on_batch(
+    datasets: Sequence[str],
+    client: Any,
+    settings: BatchSettings,
+    on_submitted: SubmitHook | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[DatasetRun]:
+    """Submit every dataset on the first rung, follow the jobs, resubmit by the retry table.
+
+    Returns one :class:`DatasetRun` per dataset, in the order given.
+    ``on_submitted(run, job_id, queue)`` is called after each submission.
+    """
+    runs = [DatasetRun(ds, settings.ladder, settings.max_start_retries) for ds in datasets]
+    pending: dict[str, tuple[DatasetRun, str]] = {}
+
+    def launch(run: DatasetRun) -> None:
+        job_id, queue = submit(client, run, settings)
+        pending[job_id] = (run, queue)
+        if on_submitted is not None:
+            on_submitted(run, job_id, queue)
+
+    for run in runs:
+        launch(run)
+    while pending:
+        ids = list(pending)
+        seen: set[str] = set()
+        for start in range(0, len(ids), DESCRIBE_LIMIT):
+            chunk = ids[start : start + DESCRIBE_LIMIT]
+            for job in client.describe_jobs(jobs=chunk)["jobs"]:
+                job_id = job["jobId"]
+                seen.add(job_id)
+                if job_id not in pending or job.get("status") not in FINAL_STATES:
+                    continue
+                run, queue = pending.pop(job_id)
+                _finish(run, job, job_id, queue)
+                if run.decision is not None and run.decision.action.is_retry:
+                    launch(run)
+        for job_id in [i for i in ids if i not in seen and i in pending]:
+            run, queue = pending.pop(job_id)
+            log.error("%s: job %s is no longer known to AWS Batch", run.dataset, job_id)
+            _finish(run, {"jobId": job_id, "status": "FAILED"}, job_id, queue, "job not found")
+        if pending:
+            sleep(settings.poll_seconds)
+    return runs
+
+
+def _finish(
+    run: DatasetRun, job: Mapping[str, Any], job_id: str, queue: str, reason: str = ""
+) -> None:
+    outcome = outcome_from_job(job)
+    if reason and not outcome.reason:
+        outcome = Outcome(outcome.exit_code, reason)
+    rung = run.rung
+    decision = run.record(
+        Attempt(rung, outcome, wall_seconds=_seconds(job), job_id=job_id, queue=queue)
+    )
+    level = logging.INFO if decision.action in (Action.DONE,) else logging.WARNING
+    log.log(
+        level,
+        "%s: job %s on %s ended: exit %s %s -> %s%s",
+        run.dataset,
+        job_id,
+        rung.label,
+        "-" if decision.exit_code is None else decision.exit_code,
+        decision.name,
+        decision.action.value,
+        f" ({decision.why})" if decision.why else "",
+    )

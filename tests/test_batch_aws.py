@@ -1,0 +1,300 @@
+"""caldp-batch against the AWS Batch API of a real moto server on 127.0.0.1.
+
+moto is told through its config API (``POST /moto-api/config`` with
+``{"batch": {"use_docker": false}}``) to run no containers: jobs then end at
+once, SUCCEEDED, or FAILED (without exit code) on a server started with
+``MOTO_SIMPLE_BATCH_FAIL_AFTER=0``.  A job's reason is set with the Batch API's
+own TerminateJob, as an operator (or the runtime) would see it in DescribeJobs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from caldp.batch import aws
+from caldp.batch.cli import main
+from caldp.batch.decisions import DEFAULT_LADDER, Action, parse_ladder
+
+boto3 = pytest.importorskip("boto3")
+
+BUCKET = "caldp-test-bucket"
+QUEUES = ("caldp-2g", "caldp-8g", "caldp-16g", "caldp-64g")
+OOM = "OutOfMemoryError: Container killed due to memory usage"
+NO_START = "CannotStartContainerError: Error response from daemon: failed to create shim task"
+
+
+def contract_command(dataset: str) -> list[str]:
+    """CONTRACT section 1: what AWS Batch runs."""
+    return [
+        "caldp-process",
+        dataset,
+        f"s3://{BUCKET}/inputs",
+        f"s3://{BUCKET}/outputs/{dataset}",
+        "caldp-config-aws",
+    ]
+
+
+def substitute(command: list[str], parameters: dict[str, str]) -> list[str]:
+    """AWS Batch's replacement of ``Ref::name`` placeholders."""
+    out = []
+    for part in command:
+        for name, value in parameters.items():
+            part = part.replace(f"Ref::{name}", value)
+        out.append(part)
+    return out
+
+
+def moto_config(endpoint: str, config: dict | None = None) -> dict:
+    data = None if config is None else json.dumps(config).encode()
+    req = urllib.request.Request(
+        endpoint + "/moto-api/config", data=data, method="GET" if data is None else "POST"
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        body = resp.read()
+    return json.loads(body) if body else {}
+
+
+def reset(endpoint: str) -> None:
+    req = urllib.request.Request(endpoint + "/moto-api/reset", method="POST")
+    with urllib.request.urlopen(req, timeout=10):
+        pass
+
+
+def make_queues(client) -> None:
+    """The operator's infrastructure: a compute environment and one queue per rung."""
+    iam = boto3.client("iam")
+    role = iam.create_role(RoleName="caldp-batch-service", AssumeRolePolicyDocument="{}")
+    env = client.create_compute_environment(
+        computeEnvironmentName="caldp-compute",
+        type="UNMANAGED",
+        state="ENABLED",
+        serviceRole=role["Role"]["Arn"],
+    )
+    for priority, name in enumerate(QUEUES, 1):
+        client.create_job_queue(
+            jobQueueName=name,
+            state="ENABLED",
+            priority=priority,
+            computeEnvironmentOrder=[
+                {"order": 1, "computeEnvironment": env["computeEnvironmentArn"]}
+            ],
+        )
+
+
+def jobs_in(client, queue: str) -> list[dict]:
+    found = []
+    for status in ("SUCCEEDED", "FAILED"):
+        found += client.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]
+    return sorted(found, key=lambda j: j["jobName"])
+
+
+@pytest.fixture
+def batch(aws_env):
+    """A Batch client on the shared moto server, containers off, queues made."""
+    previous = moto_config(aws_env)
+    moto_config(aws_env, {"batch": {"use_docker": False}})
+    client = boto3.client("batch")
+    make_queues(client)
+    aws.register_job_definition(client, "caldp:test", {"CRDSBUCKET": "crds-refs"})
+    yield client
+    moto_config(aws_env, {"batch": previous.get("batch", {"use_docker": True})})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def failing_moto(tmp_path_factory):
+    """A moto server of its own whose Batch jobs all fail (MOTO_SIMPLE_BATCH_FAIL_AFTER=0)."""
+    port = _free_port()
+    server = shutil.which("moto_server")
+    argv = [server] if server else [sys.executable, "-m", "moto.server"]
+    env = {**os.environ, "MOTO_SIMPLE_BATCH_FAIL_AFTER": "0"}
+    logfile = tmp_path_factory.mktemp("moto-failing") / "moto.log"
+    with open(logfile, "wb") as out:
+        proc = subprocess.Popen(  # noqa: S603
+            [*argv, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out, env=env
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                moto_config(url)
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def failing_batch(aws_env, failing_moto, monkeypatch):
+    reset(failing_moto)
+    moto_config(failing_moto, {"batch": {"use_docker": False}})
+    monkeypatch.setenv("AWS_ENDPOINT_URL", failing_moto)
+    client = boto3.client("batch")
+    make_queues(client)
+    aws.register_job_definition(client, "caldp:test", {"CRDSBUCKET": "crds-refs"})
+    return client
+
+
+def settings(**kw) -> aws.BatchSettings:
+    return aws.BatchSettings(bucket=BUCKET, queues=QUEUES, poll_seconds=0.01, **kw)
+
+
+def test_job_definition_registered(batch):
+    env = {"CRDSBUCKET": "crds-refs", "CSYS_VER": "stsci/hst-pipeline:X", "AWSDPVER": "caldp-9"}
+    arn = aws.register_job_definition(batch, "123.dkr.ecr.us-east-1.amazonaws.com/caldp:v1", env)
+    (jd,) = batch.describe_job_definitions(jobDefinitions=[arn])["jobDefinitions"]
+    props = jd["containerProperties"]
+    assert jd["jobDefinitionName"] == "caldp" and jd["type"] == "container"
+    assert props["image"] == "123.dkr.ecr.us-east-1.amazonaws.com/caldp:v1"
+    assert props["command"] == [
+        "caldp-process",
+        "Ref::dataset",
+        "Ref::input_uri",
+        "Ref::output_uri",
+        "Ref::config",
+    ]
+    assert {r["type"]: r["value"] for r in props["resourceRequirements"]} == {
+        "VCPU": "1",
+        "MEMORY": "2048",
+    }
+    # AWSYSVER was not given: left out, so the image's own value is not masked.
+    assert {e["name"]: e["value"] for e in props["environment"]} == env
+    parameters = {**jd["parameters"], **aws.job_parameters("j8bt05njq", BUCKET)}
+    assert substitute(props["command"], parameters) == contract_command("j8bt05njq")
+    assert jd["retryStrategy"] == {"attempts": 1}  # caldp-batch does the retrying
+
+
+def test_all_succeed_on_the_first_rung(batch):
+    datasets = ["j8bt05njq", "ldfd01010", "acs_8ph_01"]
+    runs = aws.run_on_batch(datasets, batch, settings())
+    assert [r.dataset for r in runs] == datasets
+    assert all(r.succeeded and r.exit_code == 0 for r in runs)
+    assert all(len(r.attempts) == 1 and r.attempts[0].queue == "caldp-2g" for r in runs)
+    summaries = jobs_in(batch, "caldp-2g")
+    assert [j["jobName"] for j in summaries] == [
+        "caldp-acs_8ph_01-2g-1",
+        "caldp-j8bt05njq-2g-1",
+        "caldp-ldfd01010-2g-1",
+    ]
+    assert all(j["status"] == "SUCCEEDED" for j in summaries)
+    described = batch.describe_jobs(jobs=[r.attempts[0].job_id for r in runs])["jobs"]
+    for job in described:
+        ds = job["parameters"]["dataset"]
+        assert substitute(job["container"]["command"], job["parameters"]) == contract_command(ds)
+        env = {e["name"]: e["value"] for e in job["container"]["environment"]}
+        assert env["CRDSBUCKET"] == "crds-refs"
+
+
+def test_failures_climb_retry_or_stop(failing_batch):
+    """OOM kills climb the ladder, start failures retry on the rung, the rest stop."""
+    client = failing_batch
+    reasons = {"j8bt05njq": OOM, "ldfd01010": NO_START}  # o4er06llq: no reason at all
+    submitted = []
+
+    def on_submitted(run, job_id, queue):
+        submitted.append((run.dataset, queue))
+        if run.dataset in reasons:
+            client.terminate_job(jobId=job_id, reason=reasons[run.dataset])
+
+    runs = aws.run_on_batch(
+        ["j8bt05njq", "ldfd01010", "o4er06llq"],
+        client,
+        settings(max_start_retries=2),
+        on_submitted=on_submitted,
+    )
+    oom, nostart, other = runs
+    assert [a.queue for a in oom.attempts] == list(QUEUES)
+    assert (oom.decision.action, oom.exit_code, oom.decision.name) == (
+        Action.FAILED,
+        33,
+        "CONTAINER_MEMORY_ERROR",
+    )
+    assert [a.queue for a in nostart.attempts] == ["caldp-2g"] * 3
+    assert nostart.decision.name == "CannotStartContainerError" and nostart.exit_code is None
+    assert len(other.attempts) == 1 and other.decision.name == "NO_EXIT_CODE"
+    # What moto holds agrees: one job per attempt, in the queue of its rung.
+    assert [j["jobName"] for j in jobs_in(client, "caldp-2g")] == [
+        "caldp-j8bt05njq-2g-1",
+        "caldp-ldfd01010-2g-1",
+        "caldp-ldfd01010-2g-2",
+        "caldp-ldfd01010-2g-3",
+        "caldp-o4er06llq-2g-1",
+    ]
+    for n, queue in enumerate(QUEUES[1:], 2):
+        names = [j["jobName"] for j in jobs_in(client, queue)]
+        assert names == [f"caldp-j8bt05njq-{queue.split('-')[1]}-{n}"]
+    assert len(submitted) == 4 + 3 + 1
+    assert all(j["status"] == "FAILED" for q in QUEUES for j in jobs_in(client, q))
+
+
+def test_cli_registers_submits_and_reports(batch, monkeypatch, capsys):
+    monkeypatch.setenv("CRDSBUCKET", "crds-refs-2")
+    monkeypatch.setenv("CAL_BASE_IMAGE", "stsci/hst-pipeline:CALDP_20240813_CAL_final")
+    monkeypatch.setenv("AWSYSVER", "calcloud-1.2")
+    for name in ("CSYS_VER", "AWSDPVER"):
+        monkeypatch.delenv(name, raising=False)
+    rc = main(["--bucket", BUCKET, "--poll", "0.01", "--register-image", "caldp:v2", "J8BT05NJQ"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert out.splitlines()[2].split()[:4] == ["j8bt05njq", "0", "SUCCESS", "2G"]
+    jd = batch.describe_job_definitions(jobDefinitionName="caldp", status="ACTIVE")
+    latest = max(jd["jobDefinitions"], key=lambda d: d["revision"])
+    assert latest["containerProperties"]["image"] == "caldp:v2"
+    env = {e["name"]: e["value"] for e in latest["containerProperties"]["environment"]}
+    assert env == {
+        "CRDSBUCKET": "crds-refs-2",
+        "CSYS_VER": "stsci/hst-pipeline:CALDP_20240813_CAL_final",
+        "AWSDPVER": "caldp-0.1.0",
+        "AWSYSVER": "calcloud-1.2",
+    }
+    (job,) = jobs_in(batch, "caldp-2g")
+    assert job["jobDefinition"] == latest["jobDefinitionArn"]
+
+
+def test_cli_failures_give_status_1(failing_batch, capsys):
+    rc = main(["--bucket", BUCKET, "--poll", "0.01", "--ladder", "2,8", "o4er06llq"])
+    assert rc == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[2].split()[:4] == ["o4er06llq", "-", "NO_EXIT_CODE", "2G"]
+    assert out.splitlines()[-1] == "0 of 1 datasets succeeded"
+
+
+def test_cli_bad_command_lines(batch, capsys):
+    assert main(["j8bt05njq"]) == 2  # no bucket
+    assert main(["--bucket", BUCKET, "--queues", "a,b", "j8bt05njq"]) == 2  # 2 queues, 4 rungs
+    assert main(["--bucket", BUCKET, "u8bt05njq"]) == 2  # WFPC2: not calibrated
+    assert main(["--bucket", BUCKET]) == 2
+    assert jobs_in(batch, "caldp-2g") == []
+    assert "one queue per rung" in capsys.readouterr().err
+
+
+def test_default_queue_names():
+    assert aws.default_queues("caldp", DEFAULT_LADDER) == QUEUES
+    assert aws.default_queues("hst", parse_ladder("0.5,4")) == ("hst-0.5g", "hst-4g")
+    assert aws.job_name("skycell-p2381x06y09", DEFAULT_LADDER[3], 7) == (
+        "caldp-skycell-p2381x06y09-64g-7"
+    )
+    assert aws.job_name("x", parse_ladder("0.5")[0], 1) == "caldp-x-0_5g-1"
