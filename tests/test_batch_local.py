@@ -1,0 +1,228 @@
+"""``caldp-batch --local N``: real worker processes, real memory limits, real caldp-process."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from caldp.batch.cli import main
+from caldp.batch.decisions import Action, parse_ladder
+from caldp.batch.local import LocalSettings, resolve_uri, run_locally, worker_argv
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def importable_caldp(monkeypatch):
+    """Workers start ``python -m caldp...``: make this checkout importable for them."""
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", str(REPO) + (os.pathsep + path if path else ""))
+    monkeypatch.delenv("CALDP_SIMULATE_ERROR", raising=False)
+
+
+def write_script(path: Path, body: str) -> list[str]:
+    path.write_text(textwrap.dedent(body))
+    return [sys.executable, str(path)]
+
+
+def summary_rows(text: str) -> dict[str, list[str]]:
+    lines = text.splitlines()
+    return {line.split()[0]: line.split() for line in lines[2:-1]}
+
+
+def test_limit_wrapper_sets_the_limit_and_becomes_the_command():
+    show = "import os, resource; print(resource.getrlimit(resource.RLIMIT_{}), os.getpid())"
+    for kind, which in (("as", "AS"), ("data", "DATA")):
+        proc = subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "caldp.batch.limit", kind, str(3 << 30), "--"]
+            + [sys.executable, "-c", show.format(which)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        limits, _pid = proc.stdout.rsplit(" ", 1)
+        assert limits == f"({3 << 30}, {3 << 30})"
+    bad = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "caldp.batch.limit", "as", "10", "--", "/nonexistent/program"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 127 and "/nonexistent/program" in bad.stderr
+    usage = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "caldp.batch.limit", "rss", "10", "--", "true"],
+        capture_output=True,
+    )
+    assert usage.returncode == 2
+
+
+def test_worker_command_line(tmp_path):
+    settings = LocalSettings(
+        input_uri="file:inputs",
+        output_uri="none",
+        config="caldp-config-local",
+        command=["caldp-process"],
+    )
+    rung = parse_ladder("2")[0]
+    assert worker_argv("j8bt05njq", rung, settings, tmp_path) == [
+        sys.executable, "-m", "caldp.batch.limit", "as", str(2 << 30), "--",
+        "caldp-process", "j8bt05njq", f"file:{tmp_path / 'inputs'}", "none",
+        "caldp-config-local",
+    ]  # fmt: skip
+    assert resolve_uri("file:/abs/dir", tmp_path) == "file:/abs/dir"
+    assert resolve_uri("s3://b/inputs", tmp_path) == "s3://b/inputs"
+    assert resolve_uri("file:", tmp_path) == f"file:{tmp_path}"
+
+
+MMAP_SCRIPT = """
+    import json, mmap, os, sys
+    with open(os.environ["RECORD"], "a") as out:
+        out.write(json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd()}) + "\\n")
+    try:
+        block = mmap.mmap(-1, 512 * 1024 * 1024)  # address space, not resident memory
+    except OSError:
+        sys.exit(34)  # OS_MEMORY_ERROR, as caldp-process reports ENOMEM
+    block[:4] = b"caldp"[:4]
+    sys.exit(0)
+"""
+
+
+def test_memory_failure_under_a_real_limit_is_retried_higher(tmp_path, monkeypatch):
+    import json
+
+    record = tmp_path / "record.jsonl"
+    monkeypatch.setenv("RECORD", str(record))
+    settings = LocalSettings(
+        input_uri="file:in",
+        output_uri="file:out",
+        workdir=Path("work"),
+        ladder=parse_ladder("0.25,2"),
+        command=write_script(tmp_path / "worker.py", MMAP_SCRIPT),
+    )
+    (run,) = run_locally(["j8bt05njq"], 1, settings, base=tmp_path)
+    assert [(a.rung.label, a.outcome.exit_code) for a in run.attempts] == [("0.25G", 34), ("2G", 0)]
+    assert run.succeeded and run.decision.action is Action.DONE
+    assert all(a.max_rss_kb and a.max_rss_kb > 1000 for a in run.attempts)
+    assert all(a.wall_seconds is not None and a.wall_seconds > 0 for a in run.attempts)
+    calls = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [c["argv"] for c in calls] == [
+        ["j8bt05njq", f"file:{tmp_path}/in", f"file:{tmp_path}/out", "caldp-config-onsite"]
+    ] * 2
+    assert [Path(c["cwd"]) for c in calls] == [
+        tmp_path / "work" / "j8bt05njq" / "attempt-1-0.25G",
+        tmp_path / "work" / "j8bt05njq" / "attempt-2-2G",
+    ]
+    # Without a limit the same worker succeeds at once: the limit made the difference.
+    unlimited = LocalSettings(**{**settings.__dict__, "rlimit": "none"})
+    (run,) = run_locally(["j8bt05njq"], 1, unlimited, base=tmp_path)
+    assert [(a.rung.label, a.outcome.exit_code) for a in run.attempts] == [("0.25G", 0)]
+
+
+def test_a_worker_that_cannot_start_is_retried_on_the_same_rung(tmp_path):
+    settings = LocalSettings(command=[str(tmp_path / "no-such-caldp-process")], max_start_retries=2)
+    (run,) = run_locally(["o4er06llq"], 2, settings, base=tmp_path)
+    assert [a.rung.label for a in run.attempts] == ["2G", "2G", "2G"]
+    assert run.decision.action is Action.FAILED and run.exit_code is None
+    assert run.decision.name == "WorkerStartError"
+
+
+def test_workers_run_at_the_same_time(tmp_path, monkeypatch):
+    # Each worker waits for the other's start mark: only parallel workers both succeed.
+    monkeypatch.setenv("MARKS", str(tmp_path))
+    script = """
+        import os, sys, time
+        marks, me = os.environ["MARKS"], sys.argv[1]
+        open(os.path.join(marks, "started-" + me), "w").close()
+        other = {"j8bt05njq": "ldfd01010", "ldfd01010": "j8bt05njq"}[me]
+        deadline = time.monotonic() + 20
+        while not os.path.exists(os.path.join(marks, "started-" + other)):
+            if time.monotonic() > deadline:
+                sys.exit(1)
+            time.sleep(0.05)
+    """
+    settings = LocalSettings(command=write_script(tmp_path / "pair.py", script))
+    runs = run_locally(["j8bt05njq", "ldfd01010"], 2, settings, base=tmp_path)
+    assert [(r.dataset, r.exit_code) for r in runs] == [("j8bt05njq", 0), ("ldfd01010", 0)]
+
+
+def test_cli_local_with_real_caldp_process(tmp_path, monkeypatch, capsys):
+    """Real caldp-process workers told to fail their input step: reported, not retried."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    monkeypatch.setenv("CALDP_SIMULATE_ERROR", "21")
+    rc = main(
+        ["--local", "2", "--input", "file:in", "--output", "file:out", "--workdir", "w"]
+        + ["j8bt05njq", "ldfd01010", "j8bt05njq"]
+    )
+    out = capsys.readouterr().out
+    assert rc == 1
+    rows = summary_rows(out)
+    assert set(rows) == {"j8bt05njq", "ldfd01010"}  # duplicates dropped
+    for ds, row in rows.items():
+        assert row[1:4] == ["21", "INPUT_TAR_FILE_ERROR", "2G"]
+        assert float(row[4]) > 0 and float(row[5]) > 1  # wall seconds, max RSS MB
+        assert (tmp_path / "out" / "messages" / f"error-{ds}").is_file()
+        assert (tmp_path / "w" / ds / "attempt-1-2G" / "caldp-process.log").is_file()
+    assert out.splitlines()[-1] == "0 of 2 datasets succeeded"
+
+
+def test_cli_local_bad_command_lines(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["--local", "0", "j8bt05njq"]) == 2
+    assert main(["--local", "1", "--ladder", "8,2", "j8bt05njq"]) == 2
+    assert main(["--local", "1", "not-a-dataset"]) == 2
+    assert main(["--local", "1", "--datasets-file", str(tmp_path / "missing.txt")]) == 2
+    assert not (tmp_path / "caldp-batch-work").exists()
+    capsys.readouterr()
+
+
+def test_cli_reads_a_datasets_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "list.txt").write_text("# a comment\nj8bt05njq  ldfd01010\n\nnot-a-dataset # no\n")
+    assert main(["--local", "1", "-f", "list.txt"]) == 2
+    assert "not-a-dataset" in capsys.readouterr().err
+
+
+COS_ACQ = "lb4l02m2q"  # a COS ACQ/PEAKD: calcos exits 5, which is success for COS
+
+
+@pytest.fixture
+def cos_acq_env(testdata, crds_cache, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CRDS_PATH", str(crds_cache))
+    for name in ("CRDS_SERVER_URL", "CRDS_READONLY_CACHE", "CRDS_CONTEXT"):
+        monkeypatch.delenv(name, raising=False)
+    return ["--input", f"file:{testdata / 'cos' / 'acq'}", "--output", "file:out"] + [
+        "--config",
+        "caldp-config-local",
+    ]
+
+
+@pytest.mark.slow
+def test_real_memory_errors_climb_the_whole_ladder(cos_acq_env, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("CALDP_SIMULATE_ERROR", "32")
+    rc = main(["--local", "1", *cos_acq_env, COS_ACQ])
+    rows = summary_rows(capsys.readouterr().out)
+    assert rc == 1
+    assert rows[COS_ACQ][1:7] == ["32", "CALDP_MEMORY_ERROR", "2G", "8G", "16G", "64G"]
+    attempts = sorted(p.name for p in (tmp_path / "caldp-batch-work" / COS_ACQ).iterdir())
+    assert attempts == ["attempt-1-2G", "attempt-2-8G", "attempt-3-16G", "attempt-4-64G"]
+    assert (tmp_path / "out" / "messages" / f"error-{COS_ACQ}").is_file()
+
+
+@pytest.mark.slow
+def test_real_success_under_the_first_rung(cos_acq_env, capsys, tmp_path):
+    own_limit = resource.getrlimit(resource.RLIMIT_AS)
+    rc = main(["--local", "1", *cos_acq_env, COS_ACQ])
+    rows = summary_rows(capsys.readouterr().out)
+    assert rc == 0
+    assert rows[COS_ACQ][1:4] == ["0", "SUCCESS", "2G"]
+    # Peak RSS counts the calcos child too: well above a bare Python's.
+    assert float(rows[COS_ACQ][5]) > 50
+    assert (tmp_path / "out" / "messages" / f"processed-{COS_ACQ}.trigger").is_file()
+    assert resource.getrlimit(resource.RLIMIT_AS) == own_limit  # only the workers are limited
