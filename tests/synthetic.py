@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-SYNTHETIC_HISTORY = "SYNTHETIC test data made by caldp tests/synthetic.py; not an HST observation"
+SYNTHETIC_HISTORY = "SYNTHETIC test data (caldp tests/synthetic.py), not an HST observation"
 
 DEFAULT_SHAPE = (64, 64)
 
