@@ -319,8 +319,20 @@ class Run:
             if p.is_file() and p.name.endswith(wanted) and not p.name.endswith(skip)
         )
 
+    def snapshot_logs(self) -> list[Path]:
+        """Copies of the logs as they are now, ending with the result line, for delivery
+        (what delivery itself logs stays in the working folder's process.txt)."""
+        snapshot = self.work_dir / "delivered-logs"
+        shutil.rmtree(snapshot, ignore_errors=True)
+        snapshot.mkdir()
+        flush_logs()
+        for p in sorted(self.logs_dir.iterdir()):
+            if p.is_file():
+                shutil.copyfile(p, snapshot / p.name)
+        return sorted(snapshot.iterdir())
+
     def plan(self, code: ExitCode) -> DeliveryPlan:
-        logs = sorted(p for p in self.logs_dir.iterdir() if p.is_file())
+        logs = self.snapshot_logs()
         env_files = [self.env_file] if self.env_file else []
         plan = DeliveryPlan(self.dataset, logs=logs, env_files=env_files)
         if code in (ExitCode.SUCCESS, ExitCode.CREATE_PREVIEWS_ERROR):
@@ -349,8 +361,10 @@ class Run:
             return code
         lines: list[str] = []
         try:
+            with exit_on_exception(ExitCode.S3_UPLOAD_ERROR, "preparing the delivery"):
+                plan = self.plan(code)
             with self.step("deliver", ExitCode.S3_UPLOAD_ERROR):
-                lines = self.output.deliver(self.plan(code)).message_lines
+                lines = self.output.deliver(plan).message_lines
         except CaldpError as exc:
             if code in (ExitCode.SUCCESS, ExitCode.CREATE_PREVIEWS_ERROR):
                 code = exc.exit_code

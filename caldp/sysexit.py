@@ -29,6 +29,7 @@ class CaldpError(Exception):
 
     def __init__(self, exit_code: int, message: str = ""):
         self.exit_code = ExitCode(exit_code)
+        self.logged = False
         super().__init__(message or self.exit_code.description)
 
 
@@ -110,14 +111,22 @@ def exit_on_exception(exit_code: int, *message: object) -> Iterator[None]:
         yield
     except BaseException as exc:
         if isinstance(exc, CaldpError):
-            raise  # classified by an inner bracket
+            if not exc.logged:  # raised with its code, not yet reported
+                text = " ".join(str(m) for m in message) or exc.exit_code.description
+                log.error(
+                    "%s: %s -> exit %d %s", text, exc, exc.exit_code.value, exc.exit_code.name
+                )
+                exc.logged = True
+            raise  # classified already
         if isinstance(exc, GeneratorExit):
             raise
         code = classify(exc, exit_code)
         text = " ".join(str(m) for m in message) or ExitCode(exit_code).description
         log.debug("exception in step (%s)", text, exc_info=(type(exc), exc, exc.__traceback__))
         log.error("%s: %s -> exit %d %s", text, describe(exc), code.value, code.name)
-        raise CaldpError(code, f"{text}: {describe(exc)}") from exc
+        error = CaldpError(code, f"{text}: {describe(exc)}")
+        error.logged = True
+        raise error from exc
 
 
 def exit_status(exc: BaseException | None) -> ExitCode:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.pipeline_helpers"]
+
 TESTS_DIR = Path(__file__).parent
 FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing-access-key-id",
