@@ -1,4 +1,4 @@
-"""STAND-INs for the calibration programs, for tests, never shipped.
+"""STAND-IN for tests, never shipped: the calibration programs' stand-ins.
 
 ``calacs.e``, ``calwf3.e`` and ``cs0.e`` (hstcal) cannot be installed here, and
 ``runastrodriz``, ``runsinglehap`` and ``runmultihap`` (drizzlepac) need

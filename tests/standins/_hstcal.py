@@ -129,7 +129,7 @@ def plan(program: str, options: Options) -> Work:
     inputs = [Path(name) for name in options.inputs]
     for path in inputs:
         if not path.is_file():
-            raise Abort(HSTCAL_ERROR, f"ERROR:  Input file {path} not found.")
+            raise _bad(program, f"Input file {path} not found.")
     root, suffix = split_name(str(inputs[0]))
     if suffix == "asn":
         rows = read_asn(inputs[0])

@@ -1,4 +1,4 @@
-"""Shared code of the calibration-program STAND-INs for tests, never shipped.
+"""STAND-IN for tests, never shipped: code shared by the calibration-program stand-ins.
 
 The real programs (hstcal's ``calacs.e``, ``calwf3.e``, ``cs0.e``; drizzlepac's
 ``runastrodriz``, ``runsinglehap``, ``runmultihap``) cannot be installed here or
