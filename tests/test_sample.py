@@ -1,0 +1,25 @@
+"""The README's first command: the synthetic sample through real CRDS and real calcos."""
+
+from astropy.io import fits
+
+from caldp import sample
+from tests.pipeline_helpers import messages, run, tree
+
+
+def test_sample_runs_end_to_end_offline(tmp_path, monkeypatch):
+    parts = sample.make_sample(tmp_path / "sample")
+    monkeypatch.setenv("CRDS_PATH", str(parts["crds_cache"]))
+    monkeypatch.setenv("CALDP_HOME", str(tmp_path))
+    for key in ("CRDS_READONLY_CACHE", "CRDS_SERVER_URL", "CRDS_CONTEXT", "CALDP_SIMULATE_ERROR"):
+        monkeypatch.delenv(key, raising=False)
+    out = tmp_path / "sample" / "outputs"
+    assert run(sample.DATASET, parts["inputs"], out) == 0
+    assert messages(out) == [f"processed-{sample.DATASET}.trigger"]
+    base = out / "data" / "cos" / sample.DATASET
+    assert {"lsampl01q.tra", "lsampl01q_rawacq.fits", "lsampl01q_spt.fits"} <= set(tree(base))
+    header = fits.getheader(base / "lsampl01q_rawacq.fits")
+    assert (
+        header["DEADTAB"] == "lref$synsam02l_dead.fits"
+    )  # assigned by CRDS from the sample context
+    assert header["CRDS_CTX"] == sample.CONTEXT
+    assert any("SYNTHETIC" in str(h) for h in header["HISTORY"])
