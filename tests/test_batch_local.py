@@ -63,7 +63,7 @@ def test_limit_wrapper_sets_the_limit_and_becomes_the_command():
 
 def test_worker_command_line(tmp_path):
     settings = LocalSettings(
-        input_uri="file:inputs",
+        input_uri="file:inputs/{dataset}",
         output_uri="none",
         config="caldp-config-local",
         command=["caldp-process"],
@@ -71,11 +71,14 @@ def test_worker_command_line(tmp_path):
     rung = parse_ladder("2")[0]
     assert worker_argv("j8bt05njq", rung, settings, tmp_path) == [
         sys.executable, "-m", "caldp.batch.limit", "as", str(2 << 30), "--",
-        "caldp-process", "j8bt05njq", f"file:{tmp_path / 'inputs'}", "none",
+        "caldp-process", "j8bt05njq", f"file:{tmp_path / 'inputs' / 'j8bt05njq'}", "none",
         "caldp-config-local",
     ]  # fmt: skip
     assert resolve_uri("file:/abs/dir", tmp_path) == "file:/abs/dir"
     assert resolve_uri("s3://b/inputs", tmp_path) == "s3://b/inputs"
+    assert resolve_uri("s3://b/outputs/{dataset}", tmp_path, "o4er06llq") == (
+        "s3://b/outputs/o4er06llq"
+    )
     assert resolve_uri("file:", tmp_path) == f"file:{tmp_path}"
 
 

@@ -184,15 +184,19 @@ def run_on_batch(
 
     for run in runs:
         launch(run)
+    progress = ""
     while pending:
         ids = list(pending)
         seen: set[str] = set()
+        states: dict[str, int] = {}
         for start in range(0, len(ids), DESCRIBE_LIMIT):
             chunk = ids[start : start + DESCRIBE_LIMIT]
             for job in client.describe_jobs(jobs=chunk)["jobs"]:
                 job_id = job["jobId"]
                 seen.add(job_id)
-                if job_id not in pending or job.get("status") not in FINAL_STATES:
+                status = str(job.get("status"))
+                states[status] = states.get(status, 0) + 1
+                if job_id not in pending or status not in FINAL_STATES:
                     continue
                 run, queue = pending.pop(job_id)
                 _finish(run, job, job_id, queue)
@@ -202,6 +206,11 @@ def run_on_batch(
             run, queue = pending.pop(job_id)
             log.error("%s: job %s is no longer known to AWS Batch", run.dataset, job_id)
             _finish(run, {"jobId": job_id, "status": "FAILED"}, job_id, queue, "job not found")
+        now = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+        if now != progress:
+            done = sum(1 for r in runs if r.finished)
+            log.info("%d of %d datasets finished; jobs: %s", done, len(runs), now or "none")
+            progress = now
         if pending:
             sleep(settings.poll_seconds)
     return runs

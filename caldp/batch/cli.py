@@ -82,8 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument(
         "--local", type=int, metavar="N", help="run here with N caldp-process at a time"
     )
-    local.add_argument("--input", default="file:.", metavar="URI", help="INPUT_URI (file:.)")
-    local.add_argument("--output", default="file:.", metavar="URI", help="OUTPUT_URI (file:.)")
+    local.add_argument(
+        "--input",
+        default="file:.",
+        metavar="URI",
+        help="INPUT_URI of caldp-process (default: %(default)s); {dataset} is replaced by "
+        "the dataset name, e.g. s3://bucket/inputs/{dataset}",
+    )
+    local.add_argument(
+        "--output",
+        default="file:.",
+        metavar="URI",
+        help="OUTPUT_URI (default: %(default)s), e.g. s3://bucket/outputs/{dataset}",
+    )
     local.add_argument(
         "--config",
         default=None,
@@ -207,6 +218,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.start_retries < 0:
         sys.stderr.write("caldp-batch: error: --start-retries must be 0 or more\n")
         return 2
+    try:
+        return _run(args, datasets, ladder)
+    except KeyboardInterrupt:
+        if args.local:
+            log.error("interrupted: the running workers were stopped")
+        else:
+            log.error("interrupted: the submitted jobs keep running on AWS Batch")
+        return 130
+
+
+def _run(args: argparse.Namespace, datasets: list[str], ladder) -> int:
     if args.local is not None:
         if args.local < 1:
             sys.stderr.write("caldp-batch: error: --local needs at least 1 worker\n")

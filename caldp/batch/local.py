@@ -44,8 +44,10 @@ def process_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "caldp"]
 
 
-def resolve_uri(uri: str, base: Path) -> str:
-    """``file:`` URIs made absolute against ``base`` (workers run in their own folders)."""
+def resolve_uri(uri: str, base: Path, dataset: str = "") -> str:
+    """``{dataset}`` replaced by the dataset name, and ``file:`` URIs made absolute
+    against ``base`` (workers run in their own folders)."""
+    uri = uri.replace("{dataset}", dataset)
     if uri.lower().startswith("file:"):
         path = Path(uri[len("file:") :] or ".")
         return "file:" + str(path if path.is_absolute() else (base / path).resolve())
@@ -75,8 +77,8 @@ def worker_argv(dataset: str, rung: Rung, settings: LocalSettings, base: Path) -
     argv = [
         *command,
         dataset,
-        resolve_uri(settings.input_uri, base),
-        resolve_uri(settings.output_uri, base),
+        resolve_uri(settings.input_uri, base, dataset),
+        resolve_uri(settings.output_uri, base, dataset),
         settings.config,
     ]
     if settings.rlimit == "none":
