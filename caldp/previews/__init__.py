@@ -1,0 +1,222 @@
+"""Previews of calibrated HST products (CONTRACT section 8).
+
+* Image previews (ACS, WFC3, SVM, MVM): ``<base>.jpg`` and ``<base>_thumb.jpg``
+  (:mod:`caldp.previews.images`).
+* Spectral previews (STIS, COS): ``<base>.png``, ``<base>_thumb.png`` and
+  ``<base>_prev.fits`` from the archive's previewer spec-plots
+  (:mod:`caldp.previews.spectra`).
+* Colour previews (SVM/MVM with two or more filters)
+  (:mod:`caldp.previews.colour`).
+
+A file that cannot be previewed is logged with the reason and skipped; the
+others are still made, and :class:`PreviewReport` says what failed.  Memory
+errors are not swallowed: they propagate so that the pipeline reports them
+as memory errors.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("caldp.previews")
+
+IMAGE_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "acs": ("crj", "drc", "drz", "raw", "flc", "flt"),
+    "wfc3": ("drc", "drz", "flc", "flt", "ima", "raw"),
+    "svm": ("drc", "drz"),
+    "mvm": ("drc", "drz"),
+}
+SPECTRAL_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "stis": ("x1d", "sx1"),
+    "cos": ("x1d", "x1dsum", "x1dsum1", "x1dsum2", "x1dsum3", "x1dsum4"),
+}
+KINDS = ("acs", "wfc3", "stis", "cos", "svm", "mvm")
+THUMB_SIZE = {"mvm": 512}
+DEFAULT_THUMB_SIZE = 128
+FITS_EXTENSIONS = (".fits", ".fits.gz")
+
+
+@dataclass
+class PreviewReport:
+    """What a preview run made and what it could not make."""
+
+    made: list[Path] = field(default_factory=list)  # preview files written
+    failures: dict[str, str] = field(default_factory=dict)  # product file name -> reason
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return not self.failures
+
+
+def split_product_name(name: str) -> tuple[str, str] | None:
+    """``('j8bt05njq', 'raw')`` for ``j8bt05njq_raw.fits`` (or ``.fits.gz``); None if not FITS."""
+    low = name.lower()
+    for ext in FITS_EXTENSIONS:
+        if low.endswith(ext):
+            root, sep, suffix = low[: -len(ext)].rpartition("_")
+            return (root, suffix) if sep and root else None
+    return None
+
+
+def thumb_size(kind: str) -> int:
+    """Longer side of the thumbnails: 128 px, 512 px for MVM."""
+    return THUMB_SIZE.get(kind, DEFAULT_THUMB_SIZE)
+
+
+def _fits_files(product_dir: Path) -> list[Path]:
+    return sorted(
+        p for p in product_dir.iterdir() if p.is_file() and split_product_name(p.name) is not None
+    )
+
+
+def _association_rootnames(product_dir: Path, dataset_name: str) -> set[str]:
+    """Member and product rootnames listed in ``<ds>_asn.fits``, if that file is there."""
+    from astropy.io import fits
+
+    for ext in FITS_EXTENSIONS:
+        asn = product_dir / f"{dataset_name}_asn{ext}"
+        if asn.exists():
+            with fits.open(asn) as hdul:
+                return {str(n).strip().lower() for n in hdul[1].data["MEMNAME"]}
+    return set()
+
+
+def _header_asn_id(path: Path) -> str:
+    from astropy.io import fits
+
+    try:
+        return str(fits.getval(path, "ASN_ID", 0)).strip().lower()
+    except (KeyError, OSError):
+        return ""
+
+
+def _is_dataset_member(path: Path, kind: str, dataset_name: str, rootnames: set[str]) -> bool:
+    root, _suffix = split_product_name(path.name)  # type: ignore[misc]
+    if kind == "svm":
+        from caldp.datasets import parse
+
+        obsset = parse(dataset_name).obsset or ""
+        parts = root.split("_")
+        # hst_<propid>_<visit>_<instrument>_<detector>_<filters>_<ipppss[oo]>
+        return (
+            len(parts) >= 7
+            and parts[0] == "hst"
+            and parts[-1][:6] == obsset
+            and len(parts[-1]) in (6, 8)
+        )
+    if kind == "mvm":
+        parts = root.split("_")
+        return len(parts) >= 2 and parts[0] == "hst" and parts[1] == dataset_name
+    if root in rootnames:
+        return True
+    # An association product or member missing from the table: its header names the association.
+    return dataset_name.endswith("0") and _header_asn_id(path) == dataset_name
+
+
+def select_products(kind: str, product_dir: Path, dataset_name: str) -> list[Path]:
+    """The product files of this dataset that get a preview (kind: acs, wfc3, stis, cos, svm, mvm).
+
+    Membership is exact: the dataset's own rootname, the rootnames its
+    association table lists, files whose ``ASN_ID`` is the association (IPPPSSOOT
+    datasets), the observation set ``ipppss`` of an SVM visit, the skycell of an
+    MVM; only the file suffixes of CONTRACT section 8 are kept.
+    """
+    kind = kind.lower()
+    if kind not in KINDS:
+        raise ValueError(f"unknown dataset kind {kind!r}")
+    dataset_name = dataset_name.lower()
+    suffixes = IMAGE_SUFFIXES.get(kind, ()) + SPECTRAL_SUFFIXES.get(kind, ())
+    candidates = [
+        p
+        for p in _fits_files(Path(product_dir))
+        if split_product_name(p.name)[1] in suffixes  # type: ignore[index]
+    ]
+    rootnames = {dataset_name}
+    if kind not in ("svm", "mvm") and candidates:
+        rootnames |= _association_rootnames(Path(product_dir), dataset_name)
+    return [p for p in candidates if _is_dataset_member(p, kind, dataset_name, rootnames)]
+
+
+def _is_memory_error(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM)
+
+
+def preview_product(path: Path, preview_dir: Path, kind: str) -> list[Path]:
+    """Make the previews of one product file (image or spectrum by its suffix)."""
+    split = split_product_name(path.name)
+    suffix = split[1] if split else ""
+    if suffix in SPECTRAL_SUFFIXES.get(kind, ()):
+        from caldp.previews.spectra import make_spectral_previews
+
+        return make_spectral_previews(path, preview_dir)
+    if suffix in IMAGE_SUFFIXES.get(kind, ()):
+        from caldp.previews.images import make_image_previews
+
+        return make_image_previews(path, preview_dir, thumb_size(kind))
+    raise ValueError(f"no preview is made for {kind} files of type {suffix or path.name!r}")
+
+
+def _attempt(report: PreviewReport, label: str, action, *args) -> None:
+    """Run one preview action, log what it made and how long it took, or why it failed."""
+    start = time.perf_counter()
+    try:
+        made = action(*args)
+    except Exception as exc:
+        if _is_memory_error(exc):
+            raise
+        reason = f"{type(exc).__name__}: {exc}"
+        report.failures[label] = reason
+        log.error("%s: no preview: %s", label, reason)
+        return
+    report.made.extend(made)
+    log.info(
+        "%s -> %s (%.2f s)",
+        label,
+        ", ".join(p.name for p in made),
+        time.perf_counter() - start,
+    )
+
+
+def preview_files(files: list[Path], kinds: list[str], preview_dir: Path) -> PreviewReport:
+    """Previews of the given product files (``kinds[i]`` is the dataset kind of ``files[i]``)."""
+    from caldp.previews.colour import colour_groups, make_colour_preview
+
+    preview_dir = Path(preview_dir)
+    preview_dir.mkdir(parents=True, exist_ok=True)
+    report = PreviewReport()
+    for path, kind in zip(files, kinds, strict=True):
+        _attempt(report, path.name, preview_product, path, preview_dir, kind)
+    mosaics = [p for p, k in zip(files, kinds, strict=True) if k in ("svm", "mvm")]
+    for group in colour_groups(mosaics):
+        size = thumb_size("mvm" if group.prefix.startswith("hst_skycell-") else "svm")
+        _attempt(report, group.name, make_colour_preview, group, preview_dir, size)
+    return report
+
+
+def make_previews(
+    kind: str, dataset_name: str, product_dir: Path, preview_dir: Path
+) -> PreviewReport:
+    """Make every preview of CONTRACT section 8 for the products in product_dir, writing into preview_dir."""
+    start = time.perf_counter()
+    kind = kind.lower()
+    products = select_products(kind, Path(product_dir), dataset_name)
+    if not products:
+        log.info("%s: no %s product gets a preview", dataset_name, kind.upper())
+    report = preview_files(products, [kind] * len(products), Path(preview_dir))
+    log.info(
+        "%s: %d preview files from %d products, %d failed (%.2f s)",
+        dataset_name,
+        len(report.made),
+        len(products),
+        len(report.failures),
+        time.perf_counter() - start,
+    )
+    return report
+
+
+__all__ = ["PreviewReport", "make_previews", "select_products", "preview_files"]
