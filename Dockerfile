@@ -1,3 +1,6 @@
+# syntax=docker/dockerfile:1.7
+# (1.7 for the ${VAR##pattern} expansion below; BuildKit, Docker 23 and later.)
+#
 # caldp on STScI's HST calibration base image, which brings the calibration
 # programs: hstcal (calacs.e, calwf3.e, cs0.e), calcos and drizzlepac.
 #
@@ -17,8 +20,9 @@ LABEL org.opencontainers.image.title="caldp" \
       org.opencontainers.image.base.name="${CAL_BASE_IMAGE}"
 
 # CSYS_VER is stamped into the primary header of every raw input: the
-# calibration software version is the base image the programs come from.
-ENV CSYS_VER="${CAL_BASE_IMAGE}" \
+# calibration software version is the tag of the base image the programs come
+# from (the tag alone: the archive's column is short).
+ENV CSYS_VER="${CAL_BASE_IMAGE##*:}" \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 

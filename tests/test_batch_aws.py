@@ -266,7 +266,7 @@ def test_cli_registers_submits_and_reports(batch, monkeypatch, capsys):
     env = {e["name"]: e["value"] for e in latest["containerProperties"]["environment"]}
     assert env == {
         "CRDSBUCKET": "crds-refs-2",
-        "CSYS_VER": "stsci/hst-pipeline:CALDP_20240813_CAL_final",
+        "CSYS_VER": "CALDP_20240813_CAL_final",
         "AWSDPVER": "caldp-0.1.0",
         "AWSYSVER": "calcloud-1.2",
     }
@@ -289,6 +289,15 @@ def test_cli_bad_command_lines(batch, capsys):
     assert main(["--bucket", BUCKET]) == 2
     assert jobs_in(batch, "caldp-2g") == []
     assert "one queue per rung" in capsys.readouterr().err
+
+
+def test_image_tag():
+    assert aws.image_tag("stsci/hst-pipeline:CALDP_20240813_CAL_final") == (
+        "CALDP_20240813_CAL_final"
+    )
+    assert aws.image_tag("registry.example:5000/caldp:v1") == "v1"
+    assert aws.image_tag("registry.example:5000/caldp") == ""
+    assert aws.image_tag("caldp:v2@sha256:" + "0" * 64) == "v2"
 
 
 def test_default_queue_names():

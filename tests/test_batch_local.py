@@ -85,7 +85,8 @@ def test_worker_command_line(tmp_path):
 MMAP_SCRIPT = """
     import json, mmap, os, sys
     with open(os.environ["RECORD"], "a") as out:
-        out.write(json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd()}) + "\\n")
+        seen = {"argv": sys.argv[1:], "cwd": os.getcwd(), "home": os.environ.get("CALDP_HOME")}
+        out.write(json.dumps(seen) + "\\n")
     try:
         block = mmap.mmap(-1, 512 * 1024 * 1024)  # address space, not resident memory
     except OSError:
@@ -100,6 +101,7 @@ def test_memory_failure_under_a_real_limit_is_retried_higher(tmp_path, monkeypat
 
     record = tmp_path / "record.jsonl"
     monkeypatch.setenv("RECORD", str(record))
+    monkeypatch.setenv("CALDP_HOME", str(tmp_path / "elsewhere"))
     settings = LocalSettings(
         input_uri="file:in",
         output_uri="file:out",
@@ -116,6 +118,7 @@ def test_memory_failure_under_a_real_limit_is_retried_higher(tmp_path, monkeypat
     assert [c["argv"] for c in calls] == [
         ["j8bt05njq", f"file:{tmp_path}/in", f"file:{tmp_path}/out", "caldp-config-onsite"]
     ] * 2
+    assert [c["home"] for c in calls] == [None, None]  # working copies stay in the attempt folder
     assert [Path(c["cwd"]) for c in calls] == [
         tmp_path / "work" / "j8bt05njq" / "attempt-1-0.25G",
         tmp_path / "work" / "j8bt05njq" / "attempt-2-2G",

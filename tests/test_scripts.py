@@ -96,6 +96,8 @@ def standard_run(sh: Shell) -> list[str]:
         f"{os.getuid()}:{os.getgid()}",
         "--env",
         f"HOME={HOME_IN}",
+        "--env",
+        f"CALDP_HOME={HOME_IN}",
         "--volume",
         f"{sh.env['CALDP_HOME']}:{HOME_IN}",
         "--volume",

@@ -70,6 +70,14 @@ def register_job_definition(
     return response["jobDefinitionArn"]
 
 
+def image_tag(image: str) -> str:
+    """The tag of an image reference (``stsci/hst-pipeline:CALDP_x`` -> ``CALDP_x``), as the
+    Dockerfile sets ``CSYS_VER``; ``""`` when the reference has no tag."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.rsplit(":", 1)[1] if ":" in last else ""
+
+
 def job_parameters(dataset: str, bucket: str, config: str = "caldp-config-aws") -> dict[str, str]:
     """The ``Ref::`` values that make the contract's command for ``dataset``."""
     return {

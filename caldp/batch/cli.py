@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--register-image",
         metavar="IMAGE",
         help="first register the job definition with this image; its environment takes "
-        "CRDSBUCKET, CSYS_VER, AWSDPVER, AWSYSVER from this environment",
+        "CRDSBUCKET, CSYS_VER (default: the tag of $CAL_BASE_IMAGE), AWSDPVER (default: "
+        "caldp-<version>) and AWSYSVER from this environment",
     )
     aws.add_argument("--endpoint-url", help="AWS endpoint (default: boto3's, AWS_ENDPOINT_URL)")
     return p
@@ -160,6 +161,7 @@ def _run_aws(args: argparse.Namespace, datasets: list[str], ladder) -> list[Data
     from caldp.batch.aws import (
         BatchSettings,
         default_queues,
+        image_tag,
         register_job_definition,
         run_on_batch,
     )
@@ -168,7 +170,9 @@ def _run_aws(args: argparse.Namespace, datasets: list[str], ladder) -> list[Data
     job_definition = args.job_definition
     if args.register_image:
         env = {name: os.environ.get(name, "") for name in ("CRDSBUCKET", "AWSYSVER")}
-        env["CSYS_VER"] = os.environ.get("CSYS_VER") or os.environ.get("CAL_BASE_IMAGE", "")
+        env["CSYS_VER"] = os.environ.get("CSYS_VER") or image_tag(
+            os.environ.get("CAL_BASE_IMAGE", "")
+        )
         env["AWSDPVER"] = os.environ.get("AWSDPVER") or _caldp_version()
         job_definition = register_job_definition(
             client, args.register_image, env, args.job_definition

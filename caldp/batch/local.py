@@ -2,7 +2,8 @@
 
 N worker threads each start one full ``caldp-process`` at a time, in its own
 working folder ``<workdir>/<dataset>/attempt-<n>-<rung>/`` with its output in
-``caldp-process.log`` there.  Each attempt runs under the rung's memory limit
+``caldp-process.log`` there (``CALDP_HOME`` is not passed on, so caldp-process
+keeps its working copies in that folder too).  Each attempt runs under the rung's memory limit
 (RLIMIT_AS by default, set by :mod:`caldp.batch.limit` before it becomes
 caldp-process), so a dataset that runs out of memory fails with a memory code
 and is retried on the next rung.  The exit status and the peak resident memory
@@ -101,6 +102,7 @@ def run_attempt(run: DatasetRun, settings: LocalSettings, base: Path) -> Attempt
     logfile = folder / "caldp-process.log"
     argv = worker_argv(run.dataset, rung, settings, base)
     env = {**os.environ, **settings.environment}
+    env.pop("CALDP_HOME", None)  # caldp-process keeps its working copies in the attempt folder
     program = (settings.command or process_command())[0]
     if shutil.which(program, path=env.get("PATH")) is None:
         reason = f"WorkerStartError: command not found: {program}"
