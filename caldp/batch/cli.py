@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="retries on the same rung when a container or worker cannot start "
         "(default: %(default)s)",
     )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="CONFIG profile given to caldp-process (default: caldp-config-aws on AWS Batch, "
+        "caldp-config-onsite with --local)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     local = p.add_argument_group("local pool (--local N)")
@@ -94,11 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
         default="file:.",
         metavar="URI",
         help="OUTPUT_URI (default: %(default)s), e.g. s3://bucket/outputs/{dataset}",
-    )
-    local.add_argument(
-        "--config",
-        default=None,
-        help="CONFIG profile (local: caldp-config-onsite; AWS: caldp-config-aws)",
     )
     local.add_argument(
         "--workdir",
