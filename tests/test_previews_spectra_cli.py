@@ -1,0 +1,220 @@
+"""Spectral previews (spec-plots in-process) and the caldp-previews command."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from PIL import Image
+
+from caldp import previews
+from caldp.previews import cli, spectra
+
+COS_PRODUCTS = ("cos", "ldfd01010", "calcos-3.3.4")
+
+
+def cos_dir() -> Path:
+    root = os.environ.get("CALDP_TESTDATA")
+    if not root:
+        pytest.skip("CALDP_TESTDATA is not set: the real COS products are not available")
+    return Path(root).joinpath(*COS_PRODUCTS)
+
+
+def rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+def open_figures() -> list[int]:
+    from matplotlib import pyplot
+
+    return pyplot.get_fignums()
+
+
+def plot_statistics(path: Path) -> tuple[float, float]:
+    """Fractions of white background and of the default (blue) line colour in a plot."""
+    pixels = rgb(path)
+    white = (pixels.min(axis=2) >= 250).mean()
+    line = (np.abs(pixels - np.array([31, 119, 180])).max(axis=2) < 40).mean()
+    return float(white), float(line)
+
+
+def stis_x1d(path: Path, orders: int = 2, nelem: int = 1024) -> Path:
+    """A small STIS x1d: one table row per spectral order, a smooth continuum with lines."""
+    wave = np.array([np.linspace(1150 + 200 * i, 1350 + 200 * i, nelem) for i in range(orders)])
+    flux = 1e-13 * (1 + 0.3 * np.sin(wave / 7.0)) * np.exp(-(((wave - 1400) / 400) ** 2))
+    cols = fits.ColDefs(
+        [
+            fits.Column("SPORDER", "I", array=np.arange(orders) + 1),
+            fits.Column("NELEM", "I", array=np.full(orders, nelem)),
+            fits.Column("WAVELENGTH", f"{nelem}D", array=wave),
+            fits.Column("FLUX", f"{nelem}E", array=flux),
+            fits.Column("ERROR", f"{nelem}E", array=flux * 0.05),
+            fits.Column("DQ", f"{nelem}I", array=np.zeros((orders, nelem), np.int16)),
+        ]
+    )
+    primary = fits.PrimaryHDU(header=fits.Header({"INSTRUME": "STIS", "OPT_ELEM": "E140M"}))
+    fits.HDUList([primary, fits.BinTableHDU.from_columns(cols)]).writeto(path)
+    return path
+
+
+def test_cos_association_previews_from_real_products(tmp_path, caplog):
+    source = cos_dir()
+    products = tmp_path / "products"
+    products.mkdir()
+    for name in (
+        "ldfd01010_x1dsum.fits.gz",
+        "ldfd01010_x1dsum2.fits.gz",
+        "ldfd01vnq_x1d.fits.gz",
+        "ldfd01vnq_flt_a.fits.gz",  # not previewed
+        "ldfd01vlq_flt.fits.gz",  # another dataset (the target acquisition)
+    ):
+        shutil.copy(source / name, products / name)
+    shutil.copy(source.parent / "raw" / "ldfd01010_asn.fits.gz", products)
+    before = open_figures()
+    with caplog.at_level(logging.INFO, logger="caldp.previews"):
+        report = previews.make_previews("cos", "ldfd01010", products, tmp_path / "out")
+    assert report.ok, report.failures
+    assert open_figures() == before  # spec-plots' figures are closed
+    assert sorted(p.name for p in report.made) == sorted(
+        f"{base}{end}"
+        for base in ("ldfd01010_x1dsum", "ldfd01010_x1dsum2", "ldfd01vnq_x1d")
+        for end in (".png", "_thumb.png", "_prev.fits")
+    )
+    out = tmp_path / "out"
+    assert Image.open(out / "ldfd01010_x1dsum.png").size == (1024, 1024)
+    assert Image.open(out / "ldfd01010_x1dsum_thumb.png").size == (128, 128)
+    white, line = plot_statistics(out / "ldfd01010_x1dsum.png")
+    assert 0.8 < white < 0.97 and 0.02 < line < 0.15
+    white, line = plot_statistics(out / "ldfd01010_x1dsum_thumb.png")
+    assert 0.7 < white < 0.95 and 0.02 < line < 0.15
+    with fits.open(out / "ldfd01010_x1dsum_prev.fits") as prev:
+        table = prev[1].data
+        assert {"wls", "fls", "flerrs", "segment"} <= set(table.columns.names)
+        assert len(table) > 1000
+        assert 900 < np.nanmin(table["wls"]) < np.nanmax(table["wls"]) < 2500
+    assert sum("ldfd01vnq_x1d.fits.gz ->" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_stis_previews_have_no_fits_preview(tmp_path):
+    path = stis_x1d(tmp_path / "oabc01xyq_x1d.fits")
+    made = previews.preview_product(path, tmp_path / "out", "stis")
+    assert [p.name for p in made] == ["oabc01xyq_x1d.png", "oabc01xyq_x1d_thumb.png"]
+    assert Image.open(made[0]).size == (1024, 1024)
+    white, line = plot_statistics(made[0])
+    assert white > 0.6 and line > 0.005
+
+
+def test_spec_plots_exit_becomes_a_failure_of_that_file(tmp_path, caplog):
+    cols = fits.ColDefs([fits.Column("WAVELENGTH", "10D", array=np.ones((1, 10)))])
+    bad = tmp_path / "lbad01xyq_x1d.fits"
+    primary = fits.PrimaryHDU(header=fits.Header({"INSTRUME": "COS"}))
+    fits.HDUList([primary, fits.BinTableHDU.from_columns(cols)]).writeto(bad)
+    stis_x1d(tmp_path / "obad01xyq_x1d.fits")  # another kind: not selected for COS
+    before = open_figures()
+    with caplog.at_level(logging.ERROR, logger="caldp.previews"):
+        report = previews.make_previews("cos", "lbad01xyq", tmp_path, tmp_path / "out")
+    assert list(report.failures) == ["lbad01xyq_x1d.fits"]
+    assert "SEGMENT" in report.failures["lbad01xyq_x1d.fits"]
+    assert report.made == []
+    assert "lbad01xyq_x1d.fits" in caplog.text
+    assert open_figures() == before
+
+
+def test_spectral_preview_rejects_other_instruments(tmp_path):
+    path = stis_x1d(tmp_path / "jabc01xyq_x1d.fits")
+    fits.setval(path, "INSTRUME", value="ACS")
+    with pytest.raises(spectra.SpectralPreviewError, match="ACS"):
+        spectra.make_spectral_previews(path, tmp_path)
+
+
+# ---------------------------------------------------------------- caldp-previews
+
+
+def small_image(path: Path) -> Path:
+    rng = np.random.default_rng(7)
+    fits.HDUList(
+        [
+            fits.PrimaryHDU(header=fits.Header({"INSTRUME": "WFC3"})),
+            fits.ImageHDU(
+                rng.normal(10, 1, (64, 80)).astype(np.float32), fits.Header({"EXTNAME": "SCI"})
+            ),
+        ]
+    ).writeto(path)
+    return path
+
+
+def test_cli_makes_previews_and_exits_0(tmp_path, capsys):
+    image = small_image(tmp_path / "iabc01xyq_flt.fits")
+    out = tmp_path / "new" / "dir"
+    assert cli.main(["-o", str(out), str(image)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "iabc01xyq_flt.jpg",
+        "iabc01xyq_flt_thumb.jpg",
+    ]
+    assert "iabc01xyq_flt.fits ->" in capsys.readouterr().err
+
+
+def test_cli_real_cos_gzipped_product(tmp_path):
+    x1d = cos_dir() / "ldfd01vnq_x1d.fits.gz"
+    assert cli.main(["-o", str(tmp_path), str(x1d)]) == 0
+    assert (tmp_path / "ldfd01vnq_x1d_prev.fits").exists()
+    assert Image.open(tmp_path / "ldfd01vnq_x1d_thumb.png").size == (128, 128)
+
+
+def test_cli_exits_28_when_some_preview_fails(tmp_path, capsys):
+    good = small_image(tmp_path / "iabc01xyq_flt.fits")
+    bad = tmp_path / "iabc01xzq_flt.fits"
+    bad.write_bytes(b"not a FITS file at all" * 200)
+    assert cli.main(["-o", str(tmp_path / "out"), str(good), str(bad)]) == 28
+    assert (tmp_path / "out" / "iabc01xyq_flt_thumb.jpg").exists()
+    assert "iabc01xzq_flt.fits" in capsys.readouterr().err
+
+
+def test_cli_skips_files_that_get_no_preview(tmp_path, capsys):
+    good = small_image(tmp_path / "iabc01xyq_flt.fits")
+    spt = small_image(tmp_path / "iabc01xyq_spt.fits")
+    stis_image = small_image(tmp_path / "oabc01xyq_flt.fits")
+    fits.setval(stis_image, "INSTRUME", value="STIS")  # STIS images get no image preview
+    assert cli.main(["-o", str(tmp_path / "out"), str(good), str(spt), str(stis_image)]) == 0
+    assert len(list((tmp_path / "out").iterdir())) == 2
+    err = capsys.readouterr().err
+    assert "iabc01xyq_spt.fits" in err and "oabc01xyq_flt.fits" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--no-such-option", "x_flt.fits"],
+        ["{tmp}/missing_flt.fits"],
+        ["{tmp}/iabc01xyq_spt.fits"],
+        ["-o", "{tmp}/iabc01xyq_flt.fits", "{tmp}/iabc01xyq_flt.fits"],
+    ],
+)
+def test_cli_bad_arguments_exit_2(tmp_path, argv):
+    small_image(tmp_path / "iabc01xyq_flt.fits")
+    small_image(tmp_path / "iabc01xyq_spt.fits")
+    assert cli.main([a.format(tmp=tmp_path) for a in argv]) == 2
+
+
+def test_cli_help_exits_0(capsys):
+    assert cli.main(["--help"]) == 0
+    assert "caldp-previews" in capsys.readouterr().out
+
+
+def test_cli_colour_preview_of_svm_filter_products(tmp_path):
+    rng = np.random.default_rng(8)
+    files = []
+    for name in ("f435w", "f814w"):
+        path = tmp_path / f"hst_9984_01_acs_wfc_{name}_j8ph01_drc.fits"
+        data = rng.normal(5, 1, (50, 70)).astype(np.float32)
+        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, name="SCI")]).writeto(path)
+        files.append(str(path))
+    assert cli.main(["-o", str(tmp_path / "out"), *files]) == 0
+    colour = tmp_path / "out" / "hst_9984_01_acs_wfc_total_j8ph01_drc_color.jpg"
+    assert rgb(colour).shape == (50, 70, 3)
