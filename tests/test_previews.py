@@ -31,7 +31,7 @@ def write_chips(path: Path, chips: list[dict], primary: dict | None = None) -> P
     """A multi-extension FITS file: chips = [{'sci': arr, 'dq': arr|None, 'ccdchip': n, ...}]."""
     hdus = [fits.PrimaryHDU(header=fits.Header(primary or {}))]
     for extver, chip in enumerate(chips, start=1):
-        head = {"EXTNAME": "SCI", "EXTVER": extver}
+        head = {"EXTNAME": "SCI", "EXTVER": extver, **chip.get("header", {})}
         if chip.get("ccdchip") is not None:
             head["CCDCHIP"] = chip["ccdchip"]
         hdus.append(fits.ImageHDU(chip["sci"].astype(np.float32), fits.Header(head)))
@@ -173,6 +173,19 @@ def test_ima_shows_its_first_read_only(tmp_path):
     rendered = images.render_file(path)
     assert rendered.pixels.shape == (64, 64)
     assert rendered.high == pytest.approx(5000.0)
+    # WFC3/IR reads carry SAMPNUM and may have no CCDCHIP at all
+    for number, read in enumerate(reads):
+        del read["ccdchip"]
+        read["header"] = {"SAMPNUM": len(reads) - number - 1}
+    path = write_chips(tmp_path / "iabc01xzq_ima.fits", reads, {"INSTRUME": "WFC3"})
+    assert images.render_file(path).pixels.shape == (64, 64)
+
+
+def test_extensions_without_ccdchip_are_stacked_in_order(tmp_path):
+    chips = [{"sci": np.full((30, 40), 10.0 * (i + 1))} for i in range(2)]
+    rendered = images.render_file(write_chips(tmp_path / "x_flt.fits", chips))
+    assert rendered.pixels.shape == (60, 40)
+    assert rendered.pixels[:30].mean() > rendered.pixels[30:].mean()  # SCI,2 on top
 
 
 def test_drizzle_zero_weight_is_no_data(tmp_path):

@@ -104,10 +104,14 @@ def find_chips(hdul: Any) -> list[Chip]:
     seen_chips: set[Any] = set()
     for hdu in sci_hdus:
         ccdchip = hdu.header.get("CCDCHIP", primary_chip)
-        if ccdchip in seen_chips:  # further reads of the same chip (ima): keep the first
-            continue
-        seen_chips.add(ccdchip)
         extver = int(hdu.header.get("EXTVER", 1))
+        if "SAMPNUM" in hdu.header:  # a read of a MULTIACCUM (ima) file: all on one chip
+            key: Any = ("read", ccdchip)
+        else:
+            key = ccdchip if ccdchip is not None else ("extension", extver)
+        if key in seen_chips:  # further reads of the same chip (ima): keep the first, final one
+            continue
+        seen_chips.add(key)
         dq = _companion(by_name.get(("DQ", extver)), hdu)
         weight = _companion(by_name.get(("WHT", extver)), hdu)
         chips.append(Chip(hdu.data, dq, weight, ccdchip, extver))
@@ -271,9 +275,9 @@ def save_full_and_thumb(pixels: np.ndarray, full: Path, thumb: Path, thumb_size:
 
     image = Image.fromarray(pixels)
     _save(image, full)
-    small = image.copy()
-    small.thumbnail((thumb_size, thumb_size), Image.Resampling.LANCZOS, reducing_gap=2.0)
-    _save(small, thumb)
+    # in place: Pillow replaces its image, the array is not modified
+    image.thumbnail((thumb_size, thumb_size), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    _save(image, thumb)
 
 
 def make_image_previews(path: Path, out_dir: Path, thumb_size: int = 128) -> list[Path]:
