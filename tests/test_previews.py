@@ -496,3 +496,13 @@ def test_pivot_lookup_rules():
     assert filters.filter_combination_pivot("acs", "wfc", "pol0v") == pytest.approx(6910.0)
     assert filters.filter_combination_pivot("acs", "wfc", "clear1l-f814w") == pytest.approx(8059.8)
     assert filters.filter_combination_pivot("acs", "wfc", "f999w") is None
+
+
+def test_unreadable_association_table_falls_back_to_headers(tmp_path, caplog):
+    (tmp_path / "j8cb01010_asn.fits").write_bytes(b"garbage" * 500)
+    touch_fits(tmp_path / "j8cb01u2q_flt.fits", {"ASN_ID": "J8CB01010"})
+    touch_fits(tmp_path / "j8cb01u4q_flt.fits", {"ASN_ID": "J8CB01020"})
+    with caplog.at_level(logging.WARNING, logger="caldp.previews"):
+        selected = previews.select_products("acs", tmp_path, "j8cb01010")
+    assert names(selected) == ["j8cb01u2q_flt.fits"]
+    assert "j8cb01010_asn.fits unreadable" in caplog.text

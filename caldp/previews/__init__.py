@@ -81,8 +81,13 @@ def _association_rootnames(product_dir: Path, dataset_name: str) -> set[str]:
     for ext in FITS_EXTENSIONS:
         asn = product_dir / f"{dataset_name}_asn{ext}"
         if asn.exists():
-            with fits.open(asn) as hdul:
-                return {str(n).strip().lower() for n in hdul[1].data["MEMNAME"]}
+            try:
+                with fits.open(asn) as hdul:
+                    return {str(n).strip().lower() for n in hdul[1].data["MEMNAME"]}
+            except Exception as exc:
+                if _is_memory_error(exc):
+                    raise
+                log.warning("%s unreadable (%s): members found by their ASN_ID", asn.name, exc)
     return set()
 
 
@@ -91,7 +96,9 @@ def _header_asn_id(path: Path) -> str:
 
     try:
         return str(fits.getval(path, "ASN_ID", 0)).strip().lower()
-    except (KeyError, OSError):
+    except Exception as exc:  # no keyword, or not readable: then not a member by header
+        if _is_memory_error(exc):
+            raise
         return ""
 
 
