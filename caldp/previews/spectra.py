@@ -6,8 +6,8 @@ process with the archive's settings (``-t png fits``): it writes ``<base>.png``,
 FITS preview for STIS).  Around each call this module selects the
 non-interactive Agg backend, closes the figures spec-plots leaves open (it
 never closes them, so memory would grow file after file), turns its
-``sys.exit`` on malformed input into an error, and sends what it prints to
-the log instead of stdout.
+``sys.exit`` on malformed input into an error, and sends what it prints and
+the warnings it raises to the log (debug level) instead of stdout/stderr.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import warnings
 from pathlib import Path
 
 from caldp.previews.images import base_name
@@ -66,8 +67,10 @@ def make_spectral_previews(path: Path, out_dir: Path) -> list[Path]:
         stale.unlink(missing_ok=True)
     open_before = set(pyplot.get_fignums())
     printed = io.StringIO()
+    caught: list[warnings.WarningMessage] = []
     try:
-        with contextlib.redirect_stdout(printed):
+        with contextlib.redirect_stdout(printed), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             make_hst_spec_previews(str(path), output_path=str(out_dir), output_type=OUTPUT_TYPES)
     except SystemExit as exc:  # spec-plots exits on input it cannot read
         raise SpectralPreviewError(f"spec-plots gave up: {exc.code}") from None
@@ -77,6 +80,8 @@ def make_spectral_previews(path: Path, out_dir: Path) -> list[Path]:
         for line in printed.getvalue().splitlines():
             if line.strip():
                 log.debug("spec-plots: %s", line.rstrip())
+        for warning in caught:
+            log.debug("spec-plots warning: %s: %s", warning.category.__name__, warning.message)
     missing = [p.name for p in expected if not p.exists()]
     if missing:
         raise SpectralPreviewError(f"spec-plots did not write {', '.join(missing)}")
