@@ -163,7 +163,7 @@ def test_nan_constant_and_empty_images(tmp_path, caplog):
             write_chips(tmp_path / "e_flt.fits", [{"sci": empty}]), tmp_path
         )
     assert jpeg(made[0]).std() < 1
-    assert "no valid pixel" in caplog.text
+    assert "e_flt.fits: no valid pixel" in caplog.text
 
 
 def test_ima_shows_its_first_read_only(tmp_path):

@@ -231,8 +231,6 @@ def render(chips: list[Chip], keep_codes: bool = False) -> Rendered:
             out[block_codes == INVALID] = neutral
             out[block_codes == SATURATED] = 255
             flipped[y0 + rows.start : y0 + rows.stop, :ncols] = out
-    if not ngood:
-        log.warning("no valid pixel: the preview is uniformly neutral")
     return Rendered(
         pixels=pixels,
         neutral=neutral,
@@ -248,8 +246,10 @@ def render_file(path: Path, keep_codes: bool = False) -> Rendered:
     from astropy.io import fits
 
     with fits.open(path) as hdul:  # memory-mapped where the data are not scaled
-        chips = find_chips(hdul)
-        return render(chips, keep_codes=keep_codes)
+        rendered = render(find_chips(hdul), keep_codes=keep_codes)
+    if not rendered.good_pixels:
+        log.warning("%s: no valid pixel: the preview is uniformly neutral", path.name)
+    return rendered
 
 
 def save_jpeg(pixels: np.ndarray, path: Path) -> None:
