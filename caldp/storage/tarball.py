@@ -105,8 +105,8 @@ def extract_stream(
                 if target.exists() or target in written:
                     raise TarballError(f"{source}: member {member.name!r} appears twice")
                 target.parent.mkdir(parents=True, exist_ok=True)
+                written.append(target)  # before writing: a member cut short is removed too
                 _write_member(tar, member, target)
-                written.append(target)
     except TarballError:
         _remove(written)
         raise
@@ -115,6 +115,9 @@ def extract_stream(
         if is_os_memory_error(exc):
             raise
         raise TarballError(f"{source}: unreadable or truncated tarball: {exc}") from exc
+    except BaseException:  # MemoryError, SIGTERM, ...: nothing half-extracted stays either
+        _remove(written)
+        raise
     log.debug("extracted %d files (%d bytes) from %s", len(written), total, source)
     return written
 
