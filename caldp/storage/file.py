@@ -7,6 +7,7 @@ dataset, and the state files under ``messages/``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -51,11 +52,16 @@ def fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]:
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # e.g. disk full: no half-written message left behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 class FileMessageBox:
