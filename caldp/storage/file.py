@@ -111,8 +111,11 @@ class FileOutput:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             probe = self.root / f".caldp-write-check-{uuid.uuid4().hex[:8]}"
-            probe.write_text("ok")
-            probe.unlink()
+            try:
+                probe.write_text("ok")
+            finally:
+                with contextlib.suppress(OSError):
+                    probe.unlink()
         except OSError as exc:
             raise CaldpError(
                 ExitCode.S3_UPLOAD_ERROR, f"output folder {self.root} is not writable: {exc}"
