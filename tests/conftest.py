@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.pipeline_helpers"]
+pytest_plugins = ["tests.pipeline_helpers", "tests.fault_report"]
 
 TESTS_DIR = Path(__file__).parent
 FAKE_AWS = {

@@ -1,0 +1,85 @@
+"""Pytest plugin: prints the fault matrix of tests/test_faults.py in the terminal summary.
+
+The test module declares the layout (rows = steps, columns = fault kinds, and
+the pairs that are absent with the reason); each case records the exit code
+it expected, the code it got, and whether every promise held.  The summary is
+a table with one cell per (step, fault): ``21`` (held), ``21!=1`` or
+``21 FAIL`` (broken), ``-`` (absent: no such fault in that step), ``?`` (not
+run in this session).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Cell:
+    expected: int
+    got: int | None = None
+    held: bool = False
+    how: str = ""
+
+    def text(self) -> str:
+        if self.got is None:
+            return f"{self.expected} FAIL"
+        if self.got != self.expected:
+            return f"{self.expected}!={self.got}"
+        return str(self.expected) if self.held else f"{self.expected} FAIL"
+
+
+@dataclass
+class Matrix:
+    rows: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    absent: dict[tuple[str, str], str] = field(default_factory=dict)
+    cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def layout(self, rows: list[str], columns: list[str]) -> None:
+        self.rows, self.columns = list(rows), list(columns)
+
+    def start(self, row: str, column: str, expected: int, how: str = "") -> Cell:
+        cell = Cell(expected, how=how)
+        self.cells[(row, column)] = cell
+        return cell
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def lines(self) -> list[str]:
+        width0 = max(len(r) for r in self.rows)
+        widths = [max(len(c), 8) for c in self.columns]
+        head = " | ".join(
+            [" " * width0, *(c.ljust(w) for c, w in zip(self.columns, widths, strict=True))]
+        )
+        out = [head, "-" * len(head)]
+        for row in self.rows:
+            texts = []
+            for column, w in zip(self.columns, widths, strict=True):
+                cell = self.cells.get((row, column))
+                if cell is not None:
+                    text = cell.text()
+                elif (row, column) in self.absent:
+                    text = "-"
+                else:
+                    text = "?"
+                texts.append(text.ljust(w))
+            out.append(" | ".join([row.ljust(width0), *texts]))
+        out.append("")
+        out.append("cell: expected exit code (held) | 'E!=G' got G | 'E FAIL' a promise broken")
+        out.append("      '-' absent (see ABSENT in tests/test_faults.py) | '?' not run")
+        out.extend(self.notes)
+        return out
+
+
+MATRIX = Matrix()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001
+    if not MATRIX.cells:
+        return
+    terminalreporter.write_sep("=", "fault matrix (step x fault -> exit code)")
+    for line in MATRIX.lines():
+        terminalreporter.write_line(line)

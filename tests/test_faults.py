@@ -1,0 +1,768 @@
+"""The fault matrix: each step of caldp-process under each fault that can happen there.
+
+Rows are the steps (``fetch`` from a folder, ``tarball`` = fetch from a
+tarball, ``bestrefs``, ``stage1`` with its SVM and MVM variants, ``stage2``,
+``previews``, ``delivery``, ``messages``, and ``output check``, the check of the
+output location before any work).  Columns are the fault kinds.  Every case
+checks the same promises:
+
+* the documented exit code;
+* an ``error-<ds>`` message, the only state file of the dataset (where one can
+  be written at all, see below);
+* complete logs: the log's last line is the final result, and the cause (the
+  step's error line with its exit code, and the fault's own words) is among the
+  last records;
+* the user's inputs unchanged (sha256 of every file before and after);
+* nothing half-written that looks finished: no ``processed-`` trigger, no
+  hidden ``.partial-``/``.old-``/``.tmp`` leftovers in the output, after a
+  calibration failure only the inputs tarball (``<ds>_inputs.tar.gz``) beside
+  the logs, and no half-extracted tarball member in the working folder.
+
+How the faults are made:
+
+* exception, caldp MemoryError, caldp ``Cannot allocate memory``: the step's
+  own function is replaced in-process (pytest ``monkeypatch``) by one raising
+  ``RuntimeError``, ``MemoryError`` or ``OSError(ENOMEM)`` -- for stage 2 the
+  ENOMEM is a failing fork (``subprocess.Popen`` raising it, as the kernel does
+  when it cannot fork a large process);
+* program exit code, killed by a signal, MemoryError / ``Cannot allocate
+  memory`` in a program's output: the stand-in programs
+  (``CALDP_STANDIN_FAIL``, ``_SIGNAL``, ``_MEMORYERROR``, ``_ENOMEM``);
+* SIGTERM: a real ``caldp-process`` subprocess receives a real SIGTERM once the
+  step has begun (the stand-in hangs, or the step's function first waits);
+* disk full: a real ENOSPC from a size-limited tmpfs where this machine lets
+  the test mount one, else an ``OSError(ENOSPC)`` raised by the write (the
+  summary under the matrix says which);
+* unwritable: a read-only tmpfs (EROFS) where mounting is allowed, else a
+  folder without write permission (EACCES), else a file where a folder must go.
+
+Absent pairs are listed in :data:`ABSENT` with the reason.  Two cells do not
+end in ``error-``: a SIGTERM while delivering or writing the messages is
+ignored (the delivery completes, exit 0), and when the message box itself
+fails (``messages`` row) or the output location is unusable from the start
+(``output check`` row) there can be no final message: those cases assert what
+the code promises there -- the exit code, no ``processed-`` trigger, and the
+complete log in the working folder ``$CALDP_HOME/caldp-work/<ds>/logs``.
+
+The matrix is printed in the terminal summary (``tests/fault_report.py``).
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests import synthetic
+from tests.fault_report import MATRIX
+from tests.pipeline_helpers import hashes, make_tarball, messages, records, run, tree
+
+ROWS = [
+    "fetch",
+    "tarball",
+    "bestrefs",
+    "stage1",
+    "stage1 SVM",
+    "stage1 MVM",
+    "stage2",
+    "previews",
+    "delivery",
+    "messages",
+    "output check",
+]
+COLUMNS = [
+    "exception",
+    "exit code",
+    "signal",
+    "prog MemErr",
+    "MemoryError",
+    "ENOMEM",
+    "SIGTERM",
+    "disk full",
+    "unwritable",
+]
+PROGRAM_FAULTS = ("exit code", "signal", "prog MemErr")
+NO_PROGRAM = "no calibration program runs in this step"
+OUTPUT_ONLY = "disk full / unwritable concern the output location (delivery, messages, check)"
+ABSENT: dict[tuple[str, str], str] = {
+    **{(r, c): NO_PROGRAM for r in ROWS for c in PROGRAM_FAULTS},
+    **{(r, c): OUTPUT_ONLY for r in ROWS for c in ("disk full", "unwritable")},
+}
+for _row in ("stage1", "stage1 SVM", "stage1 MVM", "stage2"):
+    for _column in PROGRAM_FAULTS:
+        del ABSENT[(_row, _column)]
+for _row in ("delivery", "messages", "output check"):
+    del ABSENT[(_row, "disk full")], ABSENT[(_row, "unwritable")]
+del ABSENT[("tarball", "disk full")]  # the extraction's free-space check
+ABSENT.update(
+    {
+        (r, c): "the SVM/MVM rows only add the mosaic programs' own failures (40/41) "
+        "to the stage1 row; caldp-side faults are the same code path"
+        for r in ("stage1 SVM", "stage1 MVM")
+        for c in ("exception", "MemoryError", "ENOMEM")
+    }
+)
+ABSENT[("stage1 MVM", "SIGTERM")] = "same code path as stage1 SVM (a hanging stand-in)"
+ABSENT.update(
+    {
+        ("output check", c): "nothing runs before the check but the check itself; "
+        "its faults are the exception, disk full and unwritable cells"
+        for c in ("MemoryError", "ENOMEM", "SIGTERM")
+    }
+)
+MATRIX.layout(ROWS, COLUMNS)
+MATRIX.absent.update(ABSENT)
+
+DATASETS = {
+    # row -> (dataset, instrument folder, input kind)
+    "stage1 SVM": ("acs_8ph_01", "svm", "folder"),
+    "stage1 MVM": ("skycell-p2381x06y09", "mvm", "folder"),
+    "tarball": ("j8cb010b0", "acs", "tarball"),
+}
+DEFAULT_DATASET = ("j8cb01u1q", "acs", "folder")
+LAST_RECORDS = 15
+RECORD_START = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ")
+HOOK = r"""
+import importlib, pathlib, sys, time
+target, marker, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])
+module_name, _, path = target.partition(":")
+owner = importlib.import_module(module_name)
+*parents, name = path.split(".")
+for part in parents:
+    owner = getattr(owner, part)
+original = getattr(owner, name)
+def waiting(*args, **kwargs):
+    pathlib.Path(marker).write_text("in the step")
+    time.sleep(pause)
+    return original(*args, **kwargs)
+setattr(owner, name, waiting)
+from caldp.cli import main
+sys.exit(main(sys.argv[4:]))
+"""
+
+
+# ----------------------------------------------------------------------------- environment
+
+
+class Mounts:
+    """Size-limited or read-only tmpfs mounts, where this machine allows them (root)."""
+
+    _allowed: bool | None = None
+
+    def __init__(self) -> None:
+        self.points: list[Path] = []
+
+    @classmethod
+    def allowed(cls) -> bool:
+        if cls._allowed is None:
+            cls._allowed = False
+            if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("mount"):
+                probe = Path(tempfile.mkdtemp(prefix="caldp-mount-probe-"))
+                if _mount(probe, "4k"):
+                    subprocess.run(["umount", str(probe)], check=False, capture_output=True)
+                    cls._allowed = True
+                probe.rmdir()
+        return cls._allowed
+
+    def tmpfs(self, path: Path, size: str) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        assert _mount(path, size), f"cannot mount a tmpfs on {path}"
+        self.points.append(path)
+
+    @staticmethod
+    def readonly(path: Path) -> None:
+        subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True, capture_output=True)
+
+    def cleanup(self) -> None:
+        for path in reversed(self.points):
+            subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
+
+
+def _mount(path: Path, size: str) -> bool:
+    argv = ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)]
+    return subprocess.run(argv, check=False, capture_output=True).returncode == 0
+
+
+def fill(folder: Path) -> None:
+    """Fill the file system holding ``folder`` (a real ENOSPC from now on)."""
+    with open(folder / "filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+
+
+@dataclass
+class Ctx:
+    tmp: Path
+    src: Path
+    out: Path
+    home: Path
+    dataset: str
+    instrument: str
+    monkeypatch: pytest.MonkeyPatch
+    mounts: Mounts
+    before: dict[str, str] = field(default_factory=dict)
+    undo: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def work(self) -> Path:
+        return self.home / "caldp-work" / self.dataset
+
+
+@pytest.fixture(scope="session")
+def sources(tmp_path_factory) -> dict[str, Path]:
+    """Synthetic inputs, made once: a folder per dataset, the ACS association as a tarball."""
+    base = tmp_path_factory.mktemp("fault-sources")
+    made = {}
+    for ds, _, kind in [DEFAULT_DATASET, *DATASETS.values()]:
+        folder = base / ds
+        if kind == "tarball":
+            files = synthetic.make_dataset(base / f"{ds}-files", ds)
+            folder.mkdir()
+            make_tarball(folder, f"{ds}.tar.gz", files)
+        else:
+            synthetic.make_dataset(folder, ds)
+        made[ds] = folder
+    return made
+
+
+@pytest.fixture
+def mounts():
+    m = Mounts()
+    yield m
+    m.cleanup()
+
+
+# ----------------------------------------------------------------------------- faults
+
+
+def _resolve(target: str) -> tuple[object, str]:
+    module_name, _, path = target.partition(":")
+    owner: object = importlib.import_module(module_name)
+    *parents, name = path.split(".")
+    for part in parents:
+        owner = getattr(owner, part)
+    return owner, name
+
+
+def inject(ctx: Ctx, target: str, make: Callable[[], BaseException], nth: int = 1) -> None:
+    """Replace ``module:attr`` by a function that raises ``make()`` from its ``nth`` call on."""
+    owner, name = _resolve(target)
+    original = getattr(owner, name)
+    calls = [0]
+
+    def faulty(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] >= nth:
+            raise make()
+        return original(*args, **kwargs)
+
+    ctx.monkeypatch.setattr(owner, name, faulty)
+
+
+def after(ctx: Ctx, target: str, then: Callable[[], None]) -> None:
+    """Run ``then`` right after ``module:attr`` returns (to change the world mid-run)."""
+    owner, name = _resolve(target)
+    original = getattr(owner, name)
+
+    def wrapped(*args, **kwargs):
+        result = original(*args, **kwargs)
+        then()
+        return result
+
+    ctx.monkeypatch.setattr(owner, name, wrapped)
+
+
+def raising(kind: str, where: str) -> Callable[[Ctx, str, int], None]:
+    makers = {
+        "exception": lambda: RuntimeError(f"injected RuntimeError in {where}"),
+        "MemoryError": lambda: MemoryError(f"injected MemoryError in {where}"),
+        "ENOMEM": lambda: OSError(errno.ENOMEM, "Cannot allocate memory (injected)"),
+    }
+
+    def setup(ctx: Ctx, target: str, nth: int = 1) -> None:
+        inject(ctx, target, makers[kind], nth)
+
+    return setup
+
+
+def standin(**env: str) -> Callable[[Ctx], None]:
+    def setup(ctx: Ctx) -> None:
+        for key, value in env.items():
+            ctx.monkeypatch.setenv(f"CALDP_STANDIN_{key}", value)
+
+    return setup
+
+
+def fork_fails(program: str) -> Callable[[Ctx], None]:
+    """``subprocess.Popen`` fails with ENOMEM for ``program`` (a fork the kernel refuses)."""
+
+    def setup(ctx: Ctx) -> None:
+        import caldp.runner
+
+        real = caldp.runner.subprocess.Popen
+
+        def popen(argv, *args, **kwargs):
+            if Path(str(argv[0])).name == program:
+                raise OSError(errno.ENOMEM, "Cannot allocate memory")
+            return real(argv, *args, **kwargs)
+
+        ctx.monkeypatch.setattr(caldp.runner.subprocess, "Popen", popen)
+
+    return setup
+
+
+def _enospc(ctx: Ctx, target: str, nth: int = 1) -> None:
+    MATRIX.note("disk full: OSError(ENOSPC) injected at the write (no tmpfs mount here)")
+    inject(ctx, target, lambda: OSError(errno.ENOSPC, "No space left on device"), nth)
+
+
+def delivery_disk_full(ctx: Ctx) -> None:
+    """The output file system has room for the messages, not for the products."""
+    if Mounts.allowed():
+        MATRIX.note("disk full: real ENOSPC from a size-limited tmpfs")
+        ctx.mounts.tmpfs(ctx.out, "64k")
+    else:
+        _enospc(ctx, "caldp.storage.file:_place", 2)
+
+
+def messages_disk_full(ctx: Ctx) -> None:
+    """The output file system fills up right after the products were delivered."""
+    if Mounts.allowed():
+        MATRIX.note("disk full: real ENOSPC from a size-limited tmpfs")
+        ctx.mounts.tmpfs(ctx.out, "4m")
+        after(ctx, "caldp.storage.file:FileOutput.deliver", lambda: fill(ctx.out))
+    else:
+        _enospc(ctx, "caldp.storage.file:FileMessageBox.finish")
+
+
+def check_disk_full(ctx: Ctx) -> None:
+    """The output file system is full from the start."""
+    if not Mounts.allowed():
+        pytest.skip("needs a size-limited file system (tmpfs mount, as root)")
+    MATRIX.note("disk full: real ENOSPC from a size-limited tmpfs")
+    ctx.mounts.tmpfs(ctx.out, "16k")
+    fill(ctx.out)
+
+
+def make_unwritable(ctx: Ctx, folder: Path, *, mounted: bool) -> str:
+    """Make ``folder`` unwritable; returns how.  ``mounted``: a tmpfs is already there."""
+    if mounted:
+        Mounts.readonly(folder)
+        return "unwritable: read-only tmpfs (EROFS)"
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        ctx.undo.append(lambda: folder.chmod(0o755))
+        return "unwritable: folder without write permission (EACCES)"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.write_text("a file where a folder must go\n")
+    return "unwritable: a file where the folder must go (ENOTDIR/EEXIST)"
+
+
+def _prepare_folder(ctx: Ctx, folder: Path) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    if Mounts.allowed():
+        ctx.mounts.tmpfs(folder, "8m")
+        return True
+    return False
+
+
+def delivery_unwritable(ctx: Ctx) -> None:
+    """``DIR/data`` cannot be written (the messages folder can)."""
+    data = ctx.out / "data"
+    MATRIX.note(make_unwritable(ctx, data, mounted=_prepare_folder(ctx, data)))
+
+
+def messages_unwritable(ctx: Ctx) -> None:
+    """``DIR/messages`` becomes unwritable after the products were delivered."""
+    folder = ctx.out / "messages"
+    mounted = _prepare_folder(ctx, folder)
+    if not mounted and os.geteuid() == 0:
+        pytest.skip("root without mounts: no way to make a folder unwritable")
+    after(
+        ctx,
+        "caldp.storage.file:FileOutput.deliver",
+        lambda: MATRIX.note(make_unwritable(ctx, folder, mounted=mounted)),
+    )
+
+
+def tarball_disk_full(ctx: Ctx) -> None:
+    """The working folder is on a file system too small for the members (plus the margin
+    extraction keeps free); the logs still fit."""
+    if not Mounts.allowed():
+        pytest.skip("needs a size-limited file system (tmpfs mount, as root)")
+    MATRIX.note("disk full: real ENOSPC from a size-limited tmpfs")
+    ctx.mounts.tmpfs(ctx.home, "32m")
+
+
+def check_unwritable(ctx: Ctx) -> None:
+    """The output folder cannot be written at all."""
+    MATRIX.note(make_unwritable(ctx, ctx.out, mounted=_prepare_folder(ctx, ctx.out)))
+
+
+# ----------------------------------------------------------------------------- the cases
+
+
+@dataclass(frozen=True)
+class Case:
+    row: str
+    column: str
+    code: int
+    words: tuple[str, ...]  # all among the last records of the log
+    outcome: str = "inputs"  # inputs | products | undelivered | no message | ignored
+    setup: Callable[[Ctx], None] | None = None
+    sigterm: tuple[str, str] | None = None  # ("hook", "module:attr") or ("standin", program)
+
+    @property
+    def id(self) -> str:
+        return f"{self.row}-{self.column}".replace(" ", "_")
+
+
+def _in(kind: str, where: str, target: str, nth: int = 1) -> Callable[[Ctx], None]:
+    make = raising(kind, where)
+    return lambda ctx: make(ctx, target, nth)
+
+
+INJECTED = {
+    "exception": "injected RuntimeError",
+    "MemoryError": "MemoryError",
+    "ENOMEM": "Cannot allocate memory",
+}
+CODES = {"MemoryError": 32, "ENOMEM": 34}
+TARGETS = {
+    # row -> (target, nth call, code of the step, outcome when the fault is the step's own)
+    "fetch": ("caldp.inputs:stage", 1, 21, "inputs"),
+    "tarball": ("caldp.storage.tarball:_write_member", 2, 21, "inputs"),
+    "bestrefs": ("caldp.bestrefs:run", 1, 27, "inputs"),
+    "stage1": ("caldp.runner:run", 1, 23, "inputs"),
+    "stage2": ("caldp.runner:run", 2, 24, "inputs"),
+    "previews": ("caldp.previews:make_previews", 1, 28, "products"),
+    "delivery": ("caldp.storage.file:_place", 2, 25, "undelivered"),
+    "messages": ("caldp.storage.file:FileMessageBox.finish", 1, 25, "no message"),
+}
+MEMORY_OUTCOME = {  # a memory error is never 28 or 25: what the run then delivers
+    "previews": "inputs",
+    "delivery": "undelivered",
+    "messages": "no message",
+}
+
+
+def _cases() -> list[Case]:
+    cases = []
+    for row, (target, nth, code, outcome) in TARGETS.items():
+        for kind in ("exception", "MemoryError", "ENOMEM"):
+            if row in ("stage1", "stage2") and kind == "ENOMEM":
+                continue  # the program's own words, a failing fork: below
+            cases.append(
+                Case(
+                    row,
+                    kind,
+                    CODES.get(kind, code),
+                    (INJECTED[kind],),
+                    outcome if kind == "exception" else MEMORY_OUTCOME.get(row, outcome),
+                    _in(kind, row, target, nth),
+                )
+            )
+    hook = {
+        "fetch": "caldp.inputs:stage",
+        "tarball": "caldp.storage.tarball:_write_member",
+        "bestrefs": "caldp.bestrefs:run",
+        "previews": "caldp.previews:make_previews",
+    }
+    for row, target in hook.items():
+        code, outcome = TARGETS[row][2], TARGETS[row][3]
+        cases.append(
+            Case(row, "SIGTERM", code, ("terminated by SIGTERM",), outcome, None, ("hook", target))
+        )
+    for row, program, code in (
+        ("stage1", "calacs.e", 23),
+        ("stage2", "runastrodriz", 24),
+        ("stage1 SVM", "runsinglehap", 40),
+        ("stage1 MVM", "runmultihap", 41),
+    ):
+        only = {"ONLY": program}
+        sig = "SEGV" if row == "stage2" else "KILL"
+        cases += [
+            Case(row, "exit code", code, (f"{program} exited 2",), setup=standin(FAIL="2", **only)),
+            Case(
+                row,
+                "signal",
+                code,
+                (f"{program} killed by SIG{sig}",),
+                setup=standin(SIGNAL=sig, **only),
+            ),
+            Case(
+                row,
+                "prog MemErr",
+                31,
+                (f"{program} exited 1", "MemoryError"),
+                setup=standin(MEMORYERROR="1", **only),
+            ),
+        ]
+        if row != "stage1 MVM":
+            cases.append(
+                Case(row, "SIGTERM", code, ("terminated by SIGTERM",), sigterm=("standin", program))
+            )
+    cases += [
+        Case(
+            "stage1",
+            "ENOMEM",
+            34,
+            ("calacs.e exited 1", "Cannot allocate memory"),
+            setup=standin(ENOMEM="1", ONLY="calacs.e"),
+        ),
+        Case("stage2", "ENOMEM", 34, ("Cannot allocate memory",), setup=fork_fails("runastrodriz")),
+        Case("tarball", "disk full", 21, ("does not fit",), setup=tarball_disk_full),
+        Case(
+            "delivery",
+            "SIGTERM",
+            0,
+            (),
+            "ignored",
+            sigterm=("hook", "caldp.storage.file:FileOutput.deliver"),
+        ),
+        Case(
+            "messages",
+            "SIGTERM",
+            0,
+            (),
+            "ignored",
+            sigterm=("hook", "caldp.storage.file:FileMessageBox.finish"),
+        ),
+        Case(
+            "delivery",
+            "disk full",
+            25,
+            ("No space left on device",),
+            "undelivered",
+            delivery_disk_full,
+        ),
+        Case(
+            "messages",
+            "disk full",
+            25,
+            ("No space left on device",),
+            "no message",
+            messages_disk_full,
+        ),
+        Case(
+            "output check",
+            "disk full",
+            25,
+            ("No space left on device",),
+            "no message",
+            check_disk_full,
+        ),
+        Case(
+            "delivery",
+            "unwritable",
+            25,
+            ("step deliver failed",),
+            "undelivered",
+            delivery_unwritable,
+        ),
+        Case(
+            "messages",
+            "unwritable",
+            25,
+            ("step messages failed",),
+            "no message",
+            messages_unwritable,
+        ),
+        Case(
+            "output check", "unwritable", 25, ("is not writable",), "no message", check_unwritable
+        ),
+        Case(
+            "output check",
+            "exception",
+            25,
+            ("injected RuntimeError",),
+            "no message",
+            _in("exception", "output check", "caldp.storage.file:FileOutput.check"),
+        ),
+    ]
+    return cases
+
+
+CASES = _cases()
+
+
+def test_the_matrix_is_complete():
+    """Every (step, fault) is either a case or absent with a reason, never both."""
+    cases = {(c.row, c.column) for c in CASES}
+    assert len(cases) == len(CASES), "a cell is tested twice"
+    assert not cases & set(ABSENT), sorted(cases & set(ABSENT))
+    every = {(r, c) for r in ROWS for c in COLUMNS}
+    assert cases | set(ABSENT) == every, sorted(every - cases - set(ABSENT))
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _argv(ctx: Ctx) -> list[str]:
+    return [ctx.dataset, f"file:{ctx.src}", f"file:{ctx.out}", "caldp-config-local"]
+
+
+def run_with_sigterm(ctx: Ctx, case: Case) -> int:
+    """Run caldp-process as a subprocess and send it SIGTERM once the step has begun."""
+    kind, what = case.sigterm
+    marker = ctx.tmp / "in-step"
+    if kind == "hook":
+        pause = "3" if case.outcome == "ignored" else "120"
+        argv = [sys.executable, "-c", HOOK, what, str(marker), pause, *_argv(ctx)]
+        env = dict(os.environ)
+
+        def begun() -> bool:
+            return marker.exists()
+    else:
+        argv = [sys.executable, "-m", "caldp", *_argv(ctx)]
+        env = dict(os.environ, CALDP_STANDIN_HANG="1", CALDP_STANDIN_ONLY=what)
+
+        def begun() -> bool:
+            return any(r["program"] == what for r in records(ctx.tmp))
+
+    proc = subprocess.Popen(  # noqa: S603
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not begun():
+            assert proc.poll() is None, f"caldp ended before the step: {proc.stderr.read()[-3000:]}"
+            assert time.monotonic() < deadline, "the step never began"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if kind == "standin":
+        for r in records(ctx.tmp):
+            if r["program"] == what and r.get("pid"):
+                with pytest.raises(ProcessLookupError):
+                    os.kill(r["pid"], 0)  # the program was stopped too
+    return proc.returncode
+
+
+def log_records(text: str) -> list[str]:
+    """Log records (a record is a timestamped line and its continuation lines)."""
+    out: list[str] = []
+    for line in text.splitlines():
+        if RECORD_START.match(line) or not out:
+            out.append(line)
+        else:
+            out[-1] += "\n" + line
+    return out
+
+
+def assert_cause_at_end(text: str, code: int, words: tuple[str, ...], last: str) -> None:
+    recs = log_records(text)
+    assert last in recs[-1], recs[-1]
+    tail = "\n".join(recs[-LAST_RECORDS:])
+    assert re.search(rf"-> exit {code} [A-Z0-9_]+$", tail, re.MULTILINE), tail
+    for w in words:
+        assert w in tail, f"{w!r} not in the last {LAST_RECORDS} log records:\n{tail}"
+
+
+def leftovers(out: Path) -> list[str]:
+    """Hidden partial/old/tmp files or folders anywhere in the output tree."""
+    return sorted(str(p.relative_to(out)) for p in out.rglob(".*"))
+
+
+def check_promises(ctx: Ctx, case: Case, code: int) -> None:
+    ds, out = ctx.dataset, ctx.out
+    work_log = ctx.work / "logs" / "process.txt"
+    assert code == case.code, (
+        work_log.read_text()[-3000:] if work_log.exists() else "no working log"
+    )
+    assert hashes(ctx.src) == ctx.before, "the user's inputs changed"
+    assert not leftovers(out), leftovers(out)
+    state = messages(out)
+    base = out / "data" / ctx.instrument / ds
+
+    if case.outcome == "ignored":
+        assert state == [f"processed-{ds}.trigger"]
+        recs = log_records((base / "logs" / "process.txt").read_text())
+        assert "result: exit 0 SUCCESS" in recs[-1]
+        return
+
+    assert f"processed-{ds}.trigger" not in state
+    work_text = work_log.read_text()
+    assert_cause_at_end(work_text, code, case.words, f"caldp-process {ds} exit {code} ")
+    if case.row == "tarball":
+        download = ctx.work / "download"
+        assert not [p for p in download.rglob("*") if p.is_file()], "half-extracted members"
+
+    if case.outcome in ("inputs", "products"):
+        assert state == [f"error-{ds}"]
+        text = (base / "logs" / "process.txt").read_text()
+        assert_cause_at_end(text, code, case.words, f"result: exit {code} ")
+        metrics = (base / "logs" / "process_metrics.txt").read_text().splitlines()
+        assert metrics[-1] == f"\tExit status: {code}"
+        assert json.loads((base / "logs" / "metrics.json").read_text())["exit_code"] == code
+        message = (out / "messages" / f"error-{ds}").read_text().splitlines()
+        assert message[0] == f"error-{ds}"
+        assert set(message[1:]) == set(tree(out)) - {f"messages/error-{ds}"}
+        data = sorted(p.name for p in base.iterdir() if p.is_file())
+        if case.outcome == "inputs":
+            assert all(n == f"{ds}_inputs.tar.gz" for n in data), data
+            assert not (base / "previews").exists()
+        else:
+            assert f"{ds}_flt.fits" in data and f"{ds}_drz.fits" in data, data
+            assert f"{ds}_inputs.tar.gz" not in data
+    elif case.outcome == "undelivered":
+        assert state == [f"error-{ds}"]
+        assert (out / "messages" / f"error-{ds}").read_text() == f"error-{ds}\n"
+        assert not base.exists() or not any(base.iterdir())
+    elif case.outcome == "no message":
+        # the message box itself failed (processing- stays: the run did not finish), or
+        # the output was unusable from the start (no state file at all)
+        assert state == ([f"processing-{ds}"] if case.row == "messages" else [])
+    else:
+        raise AssertionError(f"unknown outcome {case.outcome}")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_fault(case: Case, pipeline_env, sources, monkeypatch, mounts):
+    tmp = pipeline_env
+    dataset, instrument, _ = DATASETS.get(case.row, DEFAULT_DATASET)
+    ctx = Ctx(
+        tmp=tmp,
+        src=tmp / "src",
+        out=tmp / "out",
+        home=Path(os.environ["CALDP_HOME"]),
+        dataset=dataset,
+        instrument=instrument,
+        monkeypatch=monkeypatch,
+        mounts=mounts,
+    )
+    shutil.copytree(sources[dataset], ctx.src)
+    ctx.before = hashes(ctx.src)
+    if case.setup is not None:
+        case.setup(ctx)
+    cell = MATRIX.start(case.row, case.column, case.code)
+    code = run_with_sigterm(ctx, case) if case.sigterm else run(dataset, ctx.src, ctx.out)
+    cell.got = code
+    try:
+        check_promises(ctx, case, code)
+    finally:
+        for undo in ctx.undo:
+            undo()
+    cell.held = True
