@@ -213,3 +213,15 @@ def test_dockerignore_sends_only_what_the_build_copies():
         ".pytest_cache/v/cache/lastfailed",
     ):
         assert ignored(kept_out, patterns), kept_out
+
+
+def test_the_job_definition_is_package_data():
+    # The image installs caldp from a wheel: files that are not package data are left out.
+    assert (REPO / "caldp" / "batch" / "job_definition.json").is_file()
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    data = config.get("package-data", {})
+    patterns = [f"caldp/{p}" for p in data.get("caldp", [])]
+    patterns += [f"caldp/batch/{p}" for p in data.get("caldp.batch", [])]
+    assert any(fnmatch.fnmatchcase("caldp/batch/job_definition.json", p) for p in patterns), (
+        "add caldp/batch/job_definition.json to [tool.setuptools.package-data]"
+    )
