@@ -250,6 +250,21 @@ def test_failures_climb_retry_or_stop(failing_batch):
     assert all(j["status"] == "FAILED" for q in QUEUES for j in jobs_in(client, q))
 
 
+def test_a_job_that_vanishes_is_reported_after_some_polls(batch, aws_env):
+    polls = []
+    runs = aws.run_on_batch(
+        ["j8bt05njq"],
+        batch,
+        settings(),
+        on_submitted=lambda run, job_id, queue: reset(aws_env),  # moto forgets every job
+        sleep=polls.append,
+    )
+    (run,) = runs
+    assert len(run.attempts) == 1 and run.decision.action is Action.FAILED
+    assert (run.exit_code, run.decision.why) == (None, "job not found")
+    assert len(polls) == aws.MISSING_POLLS - 1  # not given up at the first miss
+
+
 def test_cli_registers_submits_and_reports(batch, monkeypatch, capsys):
     monkeypatch.setenv("CRDSBUCKET", "crds-refs-2")
     monkeypatch.setenv("CAL_BASE_IMAGE", "stsci/hst-pipeline:CALDP_20240813_CAL_final")

@@ -36,6 +36,7 @@ log = logging.getLogger("caldp.batch.aws")
 JOB_ENVIRONMENT = ("CRDSBUCKET", "CSYS_VER", "AWSDPVER", "AWSYSVER")
 DESCRIBE_LIMIT = 100  # DescribeJobs takes at most 100 job ids
 FINAL_STATES = ("SUCCEEDED", "FAILED")
+MISSING_POLLS = 10  # DescribeJobs may lag SubmitJob: a job is lost after this many misses
 
 
 def load_job_definition(
@@ -193,6 +194,7 @@ def run_on_batch(
     for run in runs:
         launch(run)
     progress = ""
+    misses: dict[str, int] = {}
     while pending:
         ids = list(pending)
         seen: set[str] = set()
@@ -211,8 +213,11 @@ def run_on_batch(
                 if run.decision is not None and run.decision.action.is_retry:
                     launch(run)
         for job_id in [i for i in ids if i not in seen and i in pending]:
+            misses[job_id] = misses.get(job_id, 0) + 1
+            if misses[job_id] < MISSING_POLLS:
+                continue
             run, queue = pending.pop(job_id)
-            log.error("%s: job %s is no longer known to AWS Batch", run.dataset, job_id)
+            log.error("%s: job %s is not known to AWS Batch", run.dataset, job_id)
             _finish(run, {"jobId": job_id, "status": "FAILED"}, job_id, queue, "job not found")
         now = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
         if now != progress:
