@@ -1,0 +1,461 @@
+"""``astroquery:`` inputs: download a dataset's raw files from MAST (CONTRACT sections 2-3).
+
+Uses astroquery's own MAST client (``astroquery.mast.Observations``):
+
+* IPPPSSOOT: the observation ``obs_id=<ds>`` in the HST collection (or, when
+  MAST files the exposure under its association, the observations of its visit
+  ``<ipppss>*``), its product list filtered by ``productSubGroupDescription`` to
+  the product types of the instrument (the table of CONTRACT section 2), then
+  cut down exactly to the dataset's own files: ``<root>_<type>.fits`` where
+  ``<root>`` is the dataset or, for an association, a member listed in its
+  ``_asn.fits`` (downloaded first).  Never a name prefix.
+* SVM/MVM: ``astroquery:DIR`` or ``astroquery:s3://bucket/prefix`` says where the
+  poller file ``<ds>_input.out`` is; the files it lists are downloaded (FLC/FLT),
+  and the poller file is copied beside them.
+
+Every file must arrive with the size MAST lists; downloads are retried
+(``CALDP_ASTROQUERY_RETRIES`` attempts, default 3, ``CALDP_ASTROQUERY_RETRY_SECONDS``
+apart, default 5, doubling).  An empty or partial result is exit 22, never a
+silent success.
+
+The MAST server is astroquery's ``conf.server`` setting (astropy configuration
+``[mast] server = ...`` or ``astroquery.mast.conf.server``), read when
+:func:`fetch` runs; ``CALDP_MAST_SERVER`` overrides it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from caldp.datasets import Dataset
+from caldp.exit_codes import ExitCode
+from caldp.sysexit import CaldpError, is_os_memory_error
+
+log = logging.getLogger("caldp.astroquery")
+
+COLLECTION = "HST"
+
+# productSubGroupDescription values fetched for each kind (CONTRACT section 2).
+PRODUCT_TYPES: dict[str, tuple[str, ...]] = {
+    "acs": ("ASN", "RAW"),
+    "wfc3": ("ASN", "RAW"),
+    "stis": ("ASN", "RAW", "EPC", "TAG", "WAV"),
+    "cos": (
+        "ASN",
+        "RAW",
+        "EPC",
+        "SPT",
+        "RAWACCUM",
+        "RAWACCUM_A",
+        "RAWACCUM_B",
+        "RAWACQ",
+        "RAWTAG",
+        "RAWTAG_A",
+        "RAWTAG_B",
+        "PHA_A",
+        "PHA_B",
+    ),
+}
+# Kinds whose association members each have files of their own (STIS keeps an
+# association's exposures inside the association's own _raw file).
+MEMBERS_HAVE_FILES = frozenset({"acs", "wfc3", "cos"})
+
+FILENAME_RE = re.compile(r"^([a-z0-9]{9})_([a-z0-9_]+)\.fits$")
+
+
+class AstroqueryError(CaldpError):
+    def __init__(self, message: str):
+        super().__init__(ExitCode.ASTROQUERY_ERROR, message)
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, "") or default)
+    except ValueError:
+        return default
+
+
+def _attempts() -> int:
+    return max(1, int(_env_number("CALDP_ASTROQUERY_RETRIES", 3)))
+
+
+def _first_wait() -> float:
+    return max(0.0, _env_number("CALDP_ASTROQUERY_RETRY_SECONDS", 5.0))
+
+
+def _reraise_fatal(exc: BaseException) -> None:
+    """Memory errors keep their own exit codes: never turn them into 22."""
+    if isinstance(exc, MemoryError) or is_os_memory_error(exc):
+        raise exc
+
+
+def mast_server() -> str:
+    from astroquery.mast import conf
+
+    return (os.environ.get("CALDP_MAST_SERVER") or str(conf.server)).rstrip("/")
+
+
+def observations_client() -> Any:
+    """astroquery's Observations client, talking to :func:`mast_server`.
+
+    astroquery derives its request URLs from ``conf.server`` when it is first
+    imported; they are derived again here so that a server configured later
+    (or by ``CALDP_MAST_SERVER``) is honoured.
+    """
+    from astroquery.mast import ObservationsClass
+
+    client = ObservationsClass()
+    server = mast_server()
+    portal = getattr(client, "_portal_api_connection", None)
+    urls = {
+        "MAST_REQUEST_URL": "/api/v0/invoke",
+        "COLUMNS_CONFIG_URL": "/portal/Mashup/Mashup.asmx/columnsconfig",
+        "MAST_DOWNLOAD_URL": "/api/v0.1/Download/file",
+        "MAST_BUNDLE_URL": "/api/v0.1/Download/bundle",
+    }
+    if portal is None or not all(hasattr(portal, name) for name in urls):
+        raise AstroqueryError("this astroquery version has no MAST portal connection caldp knows")
+    if portal.MAST_REQUEST_URL != server + urls["MAST_REQUEST_URL"]:
+        for name, path in urls.items():
+            setattr(portal, name, server + path)
+    return client
+
+
+def _retrying(what: str, func: Any) -> Any:
+    attempts = _attempts()
+    for attempt in range(1, attempts + 1):
+        try:
+            return func()
+        except AstroqueryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - astroquery and requests raise many types
+            _reraise_fatal(exc)
+            if attempt == attempts:
+                raise AstroqueryError(
+                    f"{what} failed after {attempts} attempt(s): {type(exc).__name__}: {exc}"
+                ) from exc
+            wait = _first_wait() * 2 ** (attempt - 1)
+            log.warning(
+                "%s failed (attempt %d of %d): %s: %s; retrying in %.1f s",
+                what,
+                attempt,
+                attempts,
+                type(exc).__name__,
+                exc,
+                wait,
+            )
+            time.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def query_products(client: Any, obs_ids: Iterable[str]) -> Any:
+    """Products (astropy Table) of the HST observations ``obs_ids`` (wildcards allowed, one each)."""
+    from astropy.table import vstack
+
+    found = []
+    for obs_id in obs_ids:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # NoResultsWarning: emptiness is checked here
+            table = _retrying(
+                f"MAST query obs_id={obs_id}",
+                lambda obs_id=obs_id: client.query_criteria(
+                    obs_collection=COLLECTION, obs_id=obs_id
+                ),
+            )
+        if table is not None and len(table):
+            found.append(table)
+    if not found:
+        return None
+    observations = vstack(found) if len(found) > 1 else found[0]
+    log.info(
+        "MAST observations: %s",
+        ", ".join(sorted({str(x) for x in observations["obs_id"]})),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        products = _retrying("MAST product list", lambda: client.get_product_list(observations))
+    return products if products is not None and len(products) else None
+
+
+def _row_value(row: Mapping[str, Any] | Any, name: str) -> str:
+    try:
+        value = row[name]
+    except (KeyError, ValueError, IndexError):
+        return ""
+    import numpy as np
+
+    if value is None or np.ma.is_masked(value):
+        return ""
+    return str(value).strip()
+
+
+def split_filename(name: str) -> tuple[str, str] | None:
+    """``ldfd01vnq_rawtag_a.fits`` -> ("ldfd01vnq", "RAWTAG_A"); None for other names."""
+    m = FILENAME_RE.match(os.path.basename(name).lower())
+    return (m.group(1), m.group(2).upper()) if m else None
+
+
+def select_rows(products: Any, types: Iterable[str], roots: Iterable[str]) -> list[int]:
+    """Indexes of product rows that are exactly ``<root>_<type>.fits`` for the given roots/types.
+
+    The file name and ``productSubGroupDescription`` must agree on the type.
+    """
+    wanted_types = {t.upper() for t in types}
+    wanted_roots = {r.lower() for r in roots}
+    picked: list[int] = []
+    seen: set[str] = set()
+    for index, row in enumerate(products):
+        name = os.path.basename(_row_value(row, "productFilename")).lower()
+        parts = split_filename(name)
+        if parts is None or name in seen:
+            continue
+        root, suffix = parts
+        subgroup = _row_value(row, "productSubGroupDescription").upper()
+        if root in wanted_roots and suffix in wanted_types and subgroup in ("", suffix):
+            picked.append(index)
+            seen.add(name)
+    return picked
+
+
+def select_named(products: Any, names: Iterable[str]) -> list[int]:
+    """Indexes of product rows whose file name is one of ``names`` (exact)."""
+    wanted = {n.lower() for n in names}
+    picked: list[int] = []
+    seen: set[str] = set()
+    for index, row in enumerate(products):
+        name = os.path.basename(_row_value(row, "productFilename")).lower()
+        if name in wanted and name not in seen:
+            picked.append(index)
+            seen.add(name)
+    return picked
+
+
+def download(client: Any, products: Any, indexes: list[int], dest: Path) -> list[Path]:
+    """Download the chosen product rows into ``dest`` (flat), retrying what fails.
+
+    Each file is downloaded on its own (one failure does not stop the others)
+    and counts as downloaded when it exists with the size MAST lists.  Exit 22
+    if any is still missing after the retries.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    todo = list(indexes)
+    done: list[Path] = []
+    attempts = _attempts()
+    problems: dict[str, str] = {}
+    for attempt in range(1, attempts + 1):
+        failed = []
+        for index in todo:
+            row = products[index]
+            name = os.path.basename(_row_value(row, "productFilename"))
+            path = dest / name
+            problem = _download_one(client, products[[index]], dest)
+            problem = problem or _check_size(path, _row_value(row, "size"))
+            if problem:
+                problems[name] = problem
+                path.unlink(missing_ok=True)
+                failed.append(index)
+            else:
+                problems.pop(name, None)
+                done.append(path)
+        todo = failed
+        if not todo:
+            break
+        if attempt < attempts:
+            wait = _first_wait() * 2 ** (attempt - 1)
+            log.warning(
+                "%d of %d MAST files not downloaded (attempt %d of %d: %s); retrying in %.1f s",
+                len(todo),
+                len(indexes),
+                attempt,
+                attempts,
+                "; ".join(f"{k}: {v}" for k, v in sorted(problems.items())),
+                wait,
+            )
+            time.sleep(wait)
+    if todo:
+        detail = "; ".join(f"{k}: {v}" for k, v in sorted(problems.items()))
+        raise AstroqueryError(
+            f"{len(todo)} of {len(indexes)} files could not be downloaded from MAST "
+            f"after {attempts} attempt(s): {detail}"
+        )
+    return done
+
+
+def _download_one(client: Any, table: Any, dest: Path) -> str | None:
+    """Download one product row; return what went wrong, if astroquery said so."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            manifest = client.download_products(
+                table, download_dir=str(dest), flat=True, cache=False, verbose=False
+            )
+    except Exception as exc:  # noqa: BLE001 - requests/astroquery errors
+        _reraise_fatal(exc)
+        return f"{type(exc).__name__}: {exc}"
+    if manifest is None or not len(manifest):
+        return "astroquery downloaded nothing"
+    status = str(manifest["Status"][0])
+    if status != "COMPLETE":
+        return f"{status}: {manifest['Message'][0]}"
+    return None
+
+
+def _check_size(path: Path, listed: str) -> str | None:
+    if not path.is_file():
+        return "not downloaded"
+    try:
+        size = int(float(listed)) if listed else -1
+    except ValueError:
+        size = -1
+    if size > 0 and path.stat().st_size != size:
+        return f"size {path.stat().st_size} != {size} listed by MAST"
+    return None
+
+
+def _asn_members(asn: Path) -> list[str]:
+    """Lower-case rootnames of the exposures (``EXP-*``) listed in an association table."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(asn) as hdul:
+            data = hdul[1].data
+            names = [str(n).strip().lower() for n in data["MEMNAME"]]
+            types = [str(t).strip().upper() for t in data["MEMTYPE"]]
+            present = [bool(p) for p in data["MEMPRSNT"]] if "MEMPRSNT" in data.names else None
+    except (OSError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise AstroqueryError(f"cannot read association table {asn.name}: {exc}") from exc
+    if present is None:
+        present = [True] * len(names)
+    return [n for n, t, p in zip(names, types, present, strict=True) if t.startswith("EXP") and p]
+
+
+def _fetch_exposures(dataset: Dataset, dest: Path) -> list[Path]:
+    ds = dataset.name
+    types = PRODUCT_TYPES.get(dataset.kind)
+    if types is None:
+        raise AstroqueryError(f"no MAST product types for {dataset.kind} datasets")
+    client = observations_client()
+    log.info("asking MAST (%s) for %s: %s", mast_server(), ds, ", ".join(types))
+    products = query_products(client, [ds])
+    if products is None:
+        # Exposures of an association may be filed under the association only.
+        products = query_products(client, [ds[:6] + "*"])
+    if products is None:
+        raise AstroqueryError(f"MAST has no HST observation {ds}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        typed = client.filter_products(products, productSubGroupDescription=list(types))
+    roots = {ds}
+    files: list[Path] = []
+    members: list[str] = []
+    if dataset.is_association:
+        asn_rows = select_rows(typed, ["ASN"], [ds])
+        if not asn_rows:
+            raise AstroqueryError(f"MAST lists no association table {ds}_asn.fits")
+        files += download(client, typed, asn_rows, dest)
+        members = _asn_members(files[0])
+        roots |= set(members)
+        log.info("association %s members: %s", ds, ", ".join(members) or "none")
+    rows = select_rows(typed, [t for t in types if t != "ASN"], roots)
+    if not rows:
+        raise AstroqueryError(
+            f"MAST lists no {'/'.join(types)} files for {ds} (an empty result is an error)"
+        )
+    files += download(client, typed, rows, dest)
+    got_roots = {split_filename(p.name)[0] for p in files if split_filename(p.name)}
+    if dataset.kind in MEMBERS_HAVE_FILES:
+        missing = sorted(set(members) - got_roots)
+        if missing:
+            raise AstroqueryError(
+                f"partial result for {ds}: MAST lists no files for members {', '.join(missing)}"
+            )
+    if not any(split_filename(p.name) and split_filename(p.name)[1] != "ASN" for p in files):
+        raise AstroqueryError(f"partial result for {ds}: only the association table")
+    log.info("downloaded %d files of %s from MAST", len(files), ds)
+    return files
+
+
+def _poller_names(lines: list[str], source: str) -> list[str]:
+    names = []
+    for line in lines:
+        field = line.split(",", 1)[0].strip()
+        if not field or field.startswith("#"):
+            continue
+        name = os.path.basename(field.replace("\\", "/"))
+        if not FILENAME_RE.match(name.lower()):
+            raise AstroqueryError(f"{source}: unusable file name {field!r}")
+        names.append(name.lower())
+    if not names:
+        raise AstroqueryError(f"{source} lists no files")
+    return names
+
+
+def _read_poller(location: str, dataset: Dataset, dest: Path) -> tuple[Path, list[str]]:
+    """Copy ``<ds>_input.out`` from ``location`` (folder or s3://) into ``dest``; return it and its files."""
+    name = f"{dataset.name}_input.out"
+    target = dest / name
+    dest.mkdir(parents=True, exist_ok=True)
+    if location.startswith("s3://"):
+        from caldp.storage import s3
+
+        bucket, prefix = s3.split_location(location)
+        key = s3.join_key(prefix, name)
+        lines = s3.read_object_lines(bucket, key, exit_code=ExitCode.ASTROQUERY_ERROR)
+        target.write_text("".join(f"{line}\n" for line in lines))
+        source = s3.s3_url(bucket, key)
+    else:
+        path = Path(location or ".") / name
+        try:
+            if path.resolve() != target.resolve():
+                shutil.copyfile(path, target)
+            lines = target.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError as exc:
+            raise AstroqueryError(f"cannot read the poller file {path}: {exc}") from exc
+        source = str(path)
+    return target, _poller_names(lines, source)
+
+
+def _fetch_mosaic(location: str, dataset: Dataset, dest: Path) -> list[Path]:
+    poller, names = _read_poller(location, dataset, dest)
+    client = observations_client()
+    visits = sorted({n[:6] for n in names})
+    log.info(
+        "asking MAST (%s) for the %d files of %s (visits %s)",
+        mast_server(),
+        len(names),
+        poller.name,
+        ", ".join(visits),
+    )
+    products = query_products(client, [f"{v}*" for v in visits])
+    if products is None:
+        raise AstroqueryError(f"MAST has no HST observations for the visits of {poller.name}")
+    rows = select_named(products, names)
+    listed = {os.path.basename(_row_value(products[i], "productFilename")).lower() for i in rows}
+    missing = sorted(set(names) - listed)
+    if missing:
+        raise AstroqueryError(
+            f"partial result: MAST lists no {', '.join(missing[:10])}"
+            + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        )
+    files = download(client, products, rows, dest)
+    log.info("downloaded %d files listed in %s from MAST", len(files), poller.name)
+    return [poller, *files]
+
+
+def fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]:
+    """Download the dataset's inputs from MAST into ``dest``; return the files.
+
+    ``location`` is only used by SVM/MVM (where the poller file is).  Any
+    failure, an empty or a partial result is exit 22.
+    """
+    if dataset.is_mosaic:
+        return _fetch_mosaic(location, dataset, dest)
+    return _fetch_exposures(dataset, dest)
