@@ -1,0 +1,141 @@
+"""Credentials in the environment never reach a log, metrics or message file, locally or on S3.
+
+The runs have AWS credentials (and a MAST token) in their environment, and
+``calacs.e`` is wrapped by a program that prints them in several shapes
+(``KEY=value``, the bare value, JSON, on stdout and stderr) before running the
+stand-in, the way a careless program or library would.  Every byte caldp then
+writes -- the delivered tree, the working folder kept after a failure, the
+console, every S3 object and every member of the S3 tarballs -- is searched for
+each secret value.  The wrapper's lines must be in the log (redacted), so the
+leak was really offered.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests import synthetic
+from tests.pipeline_helpers import messages, run
+from tests.s3_fixtures import s3_client, use_fast_retries
+from tests.standins import STANDIN_DIR
+
+DS = "j8cb01u1q"
+SECRETS = {
+    "AWS_ACCESS_KEY_ID": "AKIAQ7EXAMPLE3KZ5VW2",
+    "AWS_SECRET_ACCESS_KEY": "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",
+    "AWS_SESSION_TOKEN": "IQoJb3JpZ2luX2VjEXAMPLE//////////wEaCXVzLWVhc3QtMSJHMEUCIQDx9aZtoken",
+    "AWS_SECURITY_TOKEN": "IQoJb3JpZ2luX2VjEXAMPLE//////////wEaCXVzLWVhc3QtMSJHMEUCIQDx9aZtoken",
+    "MAST_API_TOKEN": "b5d0c1e6f3a24e7c9d8b7a6f5e4d3c2b",
+}
+BUCKET = "caldp-secrets-test"
+
+
+def leaky_calacs(folder: Path) -> Path:
+    """A ``calacs.e`` that prints the credentials, then runs the stand-in."""
+    folder.mkdir()
+    program = folder / "calacs.e"
+    program.write_text(
+        "#!/bin/sh\n"
+        'echo "leaky program: AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID"\n'
+        'echo "$AWS_SECRET_ACCESS_KEY"\n'
+        'echo "{\\"SessionToken\\": \\"$AWS_SESSION_TOKEN\\", \\"mast\\": \\"$MAST_API_TOKEN\\"}"\n'
+        'echo "leaky program: aws_secret_access_key = $AWS_SECRET_ACCESS_KEY" >&2\n'
+        f'exec "{STANDIN_DIR / "calacs.e"}" "$@"\n'
+    )
+    program.chmod(0o755)
+    return folder
+
+
+@pytest.fixture
+def secret_env(pipeline_env, monkeypatch) -> Path:
+    tmp = pipeline_env
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PATH", f"{leaky_calacs(tmp / 'leaky')}:{os.environ['PATH']}")
+    synthetic.make_dataset(tmp / "src", DS)
+    return tmp
+
+
+def found(data: bytes) -> list[str]:
+    return sorted(name for name, value in SECRETS.items() if value.encode() in data)
+
+
+def scan_blob(name: str, data: bytes) -> dict[str, list[str]]:
+    """Secrets in a file, and in each member when it is a gzipped tarball."""
+    hits = {name: found(data)} if found(data) else {}
+    if name.endswith(".tar.gz"):
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data)), mode="r:") as tar:
+            for member in tar:
+                if member.isfile():
+                    inner = tar.extractfile(member).read()
+                    if found(inner):
+                        hits[f"{name}!{member.name}"] = found(inner)
+    return hits
+
+
+def scan_tree(root: Path) -> dict[str, list[str]]:
+    hits: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            hits.update(scan_blob(str(path.relative_to(root)), path.read_bytes()))
+    return hits
+
+
+def assert_offered_and_redacted(log_text: str) -> None:
+    assert "leaky program: AWS_ACCESS_KEY_ID=***" in log_text
+    assert "aws_secret_access_key = ***" in log_text
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["success", "stage1-failure"])
+def test_no_secret_in_local_outputs(secret_env, monkeypatch, capfd, fail):
+    tmp = secret_env
+    if fail:
+        monkeypatch.setenv("CALDP_STANDIN_FAIL", "2")
+        monkeypatch.setenv("CALDP_STANDIN_ONLY", "calacs.e")
+    out = tmp / "out"
+    assert run(DS, tmp / "src", out) == (23 if fail else 0)
+    console = capfd.readouterr()
+
+    state = "error-" if fail else "processed-"
+    assert [m for m in messages(out) if m.startswith(state)]
+    assert scan_tree(out) == {}
+    assert_offered_and_redacted((out / f"data/acs/{DS}/logs/process.txt").read_text())
+    home = Path(os.environ["CALDP_HOME"])
+    assert (home / "caldp-work" / DS).exists() == fail  # kept after the failure
+    assert scan_tree(home) == {}
+    assert found((console.out + console.err).encode()) == []
+    assert "leaky program" in console.err  # the console log saw the lines too
+
+
+@pytest.mark.s3
+def test_no_secret_on_s3(secret_env, aws_env, monkeypatch, capfd):
+    s3_storage = pytest.importorskip("caldp.storage.s3")
+    if not hasattr(s3_storage, "S3Output"):
+        pytest.skip("caldp.storage.s3.S3Output is not there yet")
+    tmp = secret_env
+    use_fast_retries(monkeypatch)
+    for key, value in SECRETS.items():  # aws_env set its own test credentials: use ours
+        monkeypatch.setenv(key, value)
+    client = s3_client(aws_env)
+    client.create_bucket(Bucket=BUCKET)
+
+    assert run(DS, tmp / "src", f"s3://{BUCKET}/outputs/{DS}") == 0
+    console = capfd.readouterr()
+
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+    keys = sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+    assert f"outputs/{DS}/{DS}.tar.gz" in keys and f"messages/processed-{DS}.trigger" in keys
+    assert f"outputs/{DS}/process.txt" in keys and f"outputs/{DS}/process_metrics.txt" in keys
+    hits: dict[str, list[str]] = {}
+    for key in keys:
+        hits.update(scan_blob(key, client.get_object(Bucket=BUCKET, Key=key)["Body"].read()))
+    assert hits == {}
+    log_text = client.get_object(Bucket=BUCKET, Key=f"outputs/{DS}/process.txt")["Body"].read()
+    assert_offered_and_redacted(log_text.decode())
+    assert found((console.out + console.err).encode()) == []
