@@ -227,9 +227,11 @@ def test_logs_only_delivery_names_the_prefix(s3, testdata, tmp_path):
     s3.create_bucket(Bucket=BUCKET)
     plan = _products(testdata, tmp_path)
     plan.products, plan.previews, plan.env_files = [], [], []
+    present = list(plan.logs)
+    plan.logs.append(tmp_path / "work" / "disk_metrics.txt")  # never written: skipped
     delivered = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}")).deliver(plan)
     assert delivered.message_lines == [f"s3://{BUCKET}/outputs/{COS_DS}/"]
-    assert _keys(s3) == {f"outputs/{COS_DS}/{p.name}" for p in plan.logs}
+    assert _keys(s3) == {f"outputs/{COS_DS}/{p.name}" for p in present}
 
 
 def test_large_delivery_uses_parallel_parts_and_round_trips(monkeypatch, s3, tmp_path):

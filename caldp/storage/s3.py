@@ -46,7 +46,7 @@ from caldp.datasets import Dataset
 from caldp.exit_codes import ExitCode
 from caldp.storage import Delivered, DeliveryPlan, Uri
 from caldp.storage import tarball as tarball_mod
-from caldp.sysexit import CaldpError
+from caldp.sysexit import CaldpError, is_os_memory_error
 
 log = logging.getLogger("caldp.s3")
 
@@ -251,6 +251,8 @@ class _GuardedStream(io.RawIOBase):
         try:
             data = self._body.read(None if size is None or size < 0 else size)
         except Exception as exc:  # noqa: BLE001 - any failure of the stream is a download error
+            if isinstance(exc, MemoryError) or is_os_memory_error(exc):
+                raise  # memory errors keep their own exit codes
             raise StreamBroken(
                 f"{self._source}: download interrupted after {self.bytes_read} bytes: "
                 f"{type(exc).__name__}: {exc}"
@@ -921,10 +923,9 @@ class S3Output:
             key = join_key(self.prefix, path.name)
             try:
                 data = path.read_bytes()
-            except OSError as exc:
-                raise CaldpError(
-                    ExitCode.S3_UPLOAD_ERROR, f"cannot read log {path}: {exc}"
-                ) from exc
+            except OSError as exc:  # a missing log must not cost the delivery
+                log.warning("log %s not delivered: %s", path, exc)
+                continue
             put_bytes(client, self.bucket, key, data, content_type="text/plain")
             files.append(s3_url(self.bucket, key))
         if not lines:
