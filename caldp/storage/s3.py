@@ -354,23 +354,6 @@ def check_input(location: str) -> None:
     )
 
 
-def download_file(bucket: str, key: str, path: Path, *, exit_code: int) -> Path:
-    """Download one object to ``path`` (written atomically), with retries."""
-    client = make_client()
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def get() -> None:
-        try:
-            client.download_file(bucket, key, str(tmp))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    call_with_retries(f"downloading {s3_url(bucket, key)}", get, exit_code=exit_code)
-    return path
-
-
 # ----------------------------------------------------------------------------- uploads
 
 
