@@ -128,6 +128,10 @@ class FileOutput:
         """Build the dataset's folder beside the final one, then swap it in."""
         final = self.dataset_dir(plan.dataset)
         final.parent.mkdir(parents=True, exist_ok=True)
+        for kind in ("partial", "old"):  # left by a run that was killed while delivering
+            for stale in final.parent.glob(f".{final.name}.{kind}-*"):
+                log.info("removing %s, left by an interrupted delivery", stale.name)
+                shutil.rmtree(stale, ignore_errors=True)
         partial = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}")
         try:
             partial.mkdir()
