@@ -1,0 +1,187 @@
+"""caldp-process the way AWS Batch runs it: S3 in, S3 out, CRDS references from S3.
+
+Everything goes through a real moto S3 server on 127.0.0.1 and real calcos.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import io
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.pipeline_helpers import make_tarball, run
+from tests.s3_fixtures import s3_client, use_fast_retries
+
+pytestmark = pytest.mark.s3
+
+BUCKET = "caldp-pipeline-test"
+CRDS_BUCKET = "caldp-pipeline-crds"
+DS = "lb4l02m2q"
+LOG_FILES = {
+    "process.txt",
+    "process_metrics.txt",
+    "preview.txt",
+    "preview_metrics.txt",
+    "disk_metrics.txt",
+    "metrics.json",
+}
+
+
+@pytest.fixture
+def s3(aws_env, monkeypatch, pipeline_env, testdata):
+    """Buckets with the real COS acquisition as CALCLOUD's input tarball."""
+    use_fast_retries(monkeypatch)
+    client = s3_client(aws_env)
+    client.create_bucket(Bucket=BUCKET)
+    staging = pipeline_env / "staging"
+    staging.mkdir()
+    files = [testdata / "cos" / "acq" / f"{DS}_{s}.fits.gz" for s in ("rawacq", "spt")]
+    tarball = make_tarball(staging, f"{DS}.tar.gz", files)
+    client.put_object(Bucket=BUCKET, Key=f"inputs/{DS}.tar.gz", Body=tarball.read_bytes())
+    return client
+
+
+def keys(client, bucket: str, prefix: str = "") -> list[str]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+def body(client, key: str, bucket: str = BUCKET) -> bytes:
+    return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def test_s3_in_s3_out_with_a_local_cache(s3):
+    command = [DS, f"s3://{BUCKET}/inputs", f"s3://{BUCKET}/outputs/{DS}", "caldp-config-local"]
+    assert run(*command) == 0
+    outputs = keys(s3, BUCKET, f"outputs/{DS}/")
+    assert outputs == sorted(
+        [f"outputs/{DS}/{DS}.tar.gz"] + [f"outputs/{DS}/{n}" for n in LOG_FILES]
+    )
+    assert keys(s3, BUCKET, "messages/") == [f"messages/processed-{DS}.trigger"]
+    trigger = body(s3, f"messages/processed-{DS}.trigger").decode().splitlines()
+    assert trigger == [f"s3://{BUCKET}/outputs/{DS}/{DS}.tar.gz"]
+    with tarfile.open(fileobj=io.BytesIO(body(s3, f"outputs/{DS}/{DS}.tar.gz"))) as tar:
+        names = sorted(tar.getnames())
+    assert names == sorted([f"{DS}/{DS}.tra", f"{DS}/{DS}_rawacq.fits", f"{DS}/{DS}_spt.fits"])
+    log = body(s3, f"outputs/{DS}/process.txt").decode()
+    assert "calcos exit 5 is not a failure" in log
+    assert body(s3, f"outputs/{DS}/process_metrics.txt").decode().endswith("Exit status: 0\n")
+
+
+def test_missing_input_object_is_26_with_logs_and_error_message(s3):
+    assert (
+        run(
+            "lb4l02m2z",
+            f"s3://{BUCKET}/inputs",
+            f"s3://{BUCKET}/outputs/lb4l02m2z",
+            "caldp-config-local",
+        )
+        == 26
+    )
+    assert keys(s3, BUCKET, "messages/") == ["messages/error-lb4l02m2z"]
+    outputs = keys(s3, BUCKET, "outputs/lb4l02m2z/")
+    assert "outputs/lb4l02m2z/process.txt" in outputs
+    assert not any(
+        k.endswith(".tar.gz") for k in outputs
+    )  # nothing was fetched, nothing to deliver
+    log = body(s3, "outputs/lb4l02m2z/process.txt").decode()
+    assert (
+        log.strip()
+        .splitlines()[-1]
+        .endswith("exit 26 S3_DOWNLOAD_ERROR (downloading inputs from S3)")
+    )
+
+
+def test_unreachable_output_bucket_is_25_before_any_work(s3, pipeline_env):
+    assert (
+        run(
+            DS,
+            f"s3://{BUCKET}/inputs",
+            f"s3://no-such-bucket-here/outputs/{DS}",
+            "caldp-config-local",
+        )
+        == 25
+    )
+    assert keys(s3, BUCKET, "messages/") == []
+
+
+def mirror_crds_with_references(client, crds_cache: Path, references: dict[str, bytes]) -> None:
+    """The real CRDS cache in a bucket, plus reference files the acquisition's headers
+    name, recorded in server_config's download_metadata with their size and sha1."""
+    from crds.client.proxy import crds_decode, crds_encode
+
+    client.create_bucket(Bucket=CRDS_BUCKET)
+    uploads: dict[str, bytes] = {}
+    for sub in ("config/hst", "mappings/hst", "references/hst"):
+        for p in sorted((crds_cache / sub).rglob("*")):
+            if p.is_file():
+                uploads[p.relative_to(crds_cache).as_posix()] = p.read_bytes()
+    info = ast.literal_eval(uploads["config/hst/server_config"].decode())
+    metadata = crds_decode(info["download_metadata"])
+    for name, data in references.items():
+        metadata[name] = {"size": str(len(data)), "sha1sum": hashlib.sha1(data).hexdigest()}
+        uploads[f"references/hst/{name}"] = data
+    info["download_metadata"] = crds_encode(metadata)
+    uploads["config/hst/server_config"] = repr(info).encode()
+    with ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda kv: client.put_object(Bucket=CRDS_BUCKET, Key=kv[0], Body=kv[1]),
+                uploads.items(),
+            )
+        )
+
+
+def acquisition_references(testdata: Path, crds_cache: Path, tmp: Path) -> list[str]:
+    """The reference files CRDS assigns to the real acquisition (most are not in the test cache)."""
+    import shutil
+
+    from caldp import bestrefs
+
+    raw = tmp / f"{DS}_rawacq.fits"
+    with __import__("gzip").open(testdata / "cos" / "acq" / f"{DS}_rawacq.fits.gz") as f:
+        raw.write_bytes(f.read())
+    result = bestrefs.run([raw], crds_cache, {}, sync=False)
+    shutil.rmtree(tmp)
+    return result.missing
+
+
+@pytest.mark.parametrize("corrupt", [False, True], ids=["checked", "corrupt-reference"])
+def test_aws_profile_references_from_s3(
+    s3, monkeypatch, pipeline_env, testdata, crds_cache, corrupt
+):
+    scratch = pipeline_env / "scratch"
+    scratch.mkdir()
+    missing = acquisition_references(testdata, crds_cache, scratch)
+    assert missing, "the acquisition needs references the test cache lacks"
+    references = {name: f"synthetic stand-in bytes for {name}\n".encode() for name in missing}
+    mirror_crds_with_references(s3, crds_cache, references)
+    if corrupt:  # the bucket holds different bytes than server_config records
+        s3.put_object(Bucket=CRDS_BUCKET, Key=f"references/hst/{missing[0]}", Body=b"tampered")
+    home = pipeline_env / "home"
+    monkeypatch.setenv("HOME", str(home))
+    for key in ("CRDS_PATH", "CRDS_READONLY_CACHE", "CRDS_SERVER_URL"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("CRDSBUCKET", f"s3://{CRDS_BUCKET}")
+    s3.put_object(Bucket=BUCKET, Key="crds_env_vars/hst_0729.pmap", Body=b"")
+
+    code = run(DS, f"s3://{BUCKET}/inputs", f"s3://{BUCKET}/outputs/{DS}", "caldp-config-aws")
+
+    log = body(s3, f"outputs/{DS}/process.txt").decode()
+    assert "hst_0729.pmap (pinned by the operator)" in log
+    cache = home / "crds_cache"
+    assert (cache / "mappings" / "hst" / "hst_0729.pmap").exists()
+    if corrupt:
+        assert code == 27
+        assert keys(s3, BUCKET, "messages/") == [f"messages/error-{DS}"]
+        assert not (cache / "references" / "hst" / missing[0]).exists()
+    else:
+        assert code == 0, log[-3000:]
+        assert keys(s3, BUCKET, "messages/") == [f"messages/processed-{DS}.trigger"]
+        for name, data in references.items():
+            assert (cache / "references" / "hst" / name).read_bytes() == data
