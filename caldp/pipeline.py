@@ -11,6 +11,9 @@ message that agrees with the exit status.
 
 from __future__ import annotations
 
+import atexit
+import functools
+import gc
 import logging
 import os
 import shutil
@@ -415,9 +418,17 @@ def prepare_work_dir(dataset: Dataset) -> Path:
     return work
 
 
+@functools.cache
+def _skip_final_collection() -> None:
+    """At interpreter exit, freeze the heap: the exit then skips a last garbage collection
+    of all of astropy, CRDS and numpy (measured: 0.13 s of every run)."""
+    atexit.register(gc.freeze)
+
+
 def process(request: Request) -> ExitCode:
     """Run the pipeline for one dataset; return the exit status (never raises)."""
     process_start = metrics.Usage.now()
+    _skip_final_collection()
     applied = apply_profile(request.profile, os.environ)
     try:
         work = prepare_work_dir(request.dataset)
