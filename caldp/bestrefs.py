@@ -90,8 +90,8 @@ def choose_context(crds_path: Path, env: Mapping[str, str], pinned: str | None =
 def assign(paths: Sequence[Path], context: str, *, sync: bool) -> int:
     """Write best references into the headers of ``paths``; return CRDS's error count."""
     # CRDS calls gc.collect() many times; freezing the heap we already have, CRDS's
-    # own modules included, makes each call cheap (measured: 4.6 s -> 0.3 s -> 0.03 s
-    # for four ACS raws).
+    # own modules included, makes each call cheap (measured for four ACS raws: 4.6 s
+    # unfrozen, 0.27 s frozen before importing CRDS, 0.07 s frozen after).
     from crds.bestrefs import assign_bestrefs
 
     gc.collect()
