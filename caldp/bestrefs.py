@@ -94,7 +94,6 @@ def assign(paths: Sequence[Path], context: str, *, sync: bool) -> int:
     # unfrozen, 0.27 s frozen before importing CRDS, 0.07 s frozen after).
     from crds.bestrefs import assign_bestrefs
 
-    gc.collect()
     gc.freeze()
     try:
         try:
