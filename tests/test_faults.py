@@ -96,7 +96,11 @@ COLUMNS = [
 ]
 PROGRAM_FAULTS = ("exit code", "signal", "prog MemErr")
 NO_PROGRAM = "no calibration program runs in this step"
-OUTPUT_ONLY = "disk full / unwritable concern the output location (delivery, messages, check)"
+OUTPUT_ONLY = (
+    "disk full / unwritable are faults of the output location (delivery, messages, output "
+    "check) and of the tarball extraction's free-space check; a full working disk elsewhere "
+    "fails the program that writes to it (its step's code)"
+)
 ABSENT: dict[tuple[str, str], str] = {
     **{(r, c): NO_PROGRAM for r in ROWS for c in PROGRAM_FAULTS},
     **{(r, c): OUTPUT_ONLY for r in ROWS for c in ("disk full", "unwritable")},
@@ -125,6 +129,11 @@ ABSENT.update(
 )
 MATRIX.layout(ROWS, COLUMNS)
 MATRIX.absent.update(ABSENT)
+MATRIX.note("SIGTERM x delivery/messages = 0: ignored while finishing, the delivery completes")
+MATRIX.note(
+    "messages and output check rows: no final message can be written; exit code, no "
+    "processed- trigger, full log in caldp-work/<ds>/logs"
+)
 
 DATASETS = {
     # row -> (dataset, instrument folder, input kind)
