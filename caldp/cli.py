@@ -19,6 +19,7 @@ from caldp.sysexit import SIMULATE_ENV
 
 log = logging.getLogger("caldp.cli")
 
+HSTCAL = ("calacs.e", "calwf3.e", "cs0.e")
 PROGRAMS = (
     "calacs.e",
     "calwf3.e",
@@ -93,8 +94,27 @@ def versions() -> str:
             lines.append(f"{dist} not installed")
     for program in PROGRAMS:
         where = shutil.which(program)
-        lines.append(f"{program} {where if where else 'not found on PATH'}")
+        if not where:
+            lines.append(f"{program} not found on PATH")
+        elif program in HSTCAL:
+            lines.append(f"{program} {program_version(where)} ({where})")
+        else:
+            lines.append(f"{program} ({where})")
     return "\n".join(lines)
+
+
+def program_version(path: str) -> str:
+    """The first line an hstcal program prints for ``--version``."""
+    import subprocess
+
+    try:
+        result = subprocess.run(  # noqa: S603 - a program found on PATH, argv list
+            [path, "--version"], capture_output=True, text=True, errors="replace", timeout=20
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"version unknown ({type(exc).__name__})"
+    first = (result.stdout or result.stderr).strip().splitlines()
+    return first[0] if first else f"version unknown (exit {result.returncode})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -449,11 +449,15 @@ def test_help_lists_exit_codes(capsys):
     assert "31  SUBPROCESS_MEMORY_ERROR" in out and "caldp-config-local" in out
 
 
-def test_version(capsys):
+def test_version(capsys, monkeypatch):
+    from tests.standins import standin_env
+
+    monkeypatch.setenv("PATH", standin_env()["PATH"])
     assert main(["--version"]) == 0
     out = capsys.readouterr().out
-    for name in ("caldp", "crds", "calcos", "drizzlepac", "calacs.e"):
+    for name in ("caldp 0.1.0", "crds ", "calcos ", "drizzlepac "):
         assert name in out
+    assert "calacs.e CALACS STAND-IN 0.0.0-standin" in out  # the program's own --version
 
 
 def test_sigterm_delivers_logs_and_error_message(pipeline_env):
