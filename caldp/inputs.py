@@ -66,9 +66,13 @@ def poller_files(poller: Path) -> list[str]:
         field = line.split(",", 1)[0].strip()
         if not field or field.startswith("#"):
             continue
-        name = os.path.basename(field)
-        if name in ("", ".", "..") or name != field.replace("\\", "/").split("/")[-1]:
-            raise InputsError(f"unusable file name in {poller.name}: {field!r}")
+        # The mosaic programs open the first field as given, relative to their working
+        # folder: only a bare file name keeps them on the staged copies.
+        if "/" in field or "\\" in field or field in (".", ".."):
+            raise InputsError(
+                f"unusable file name in {poller.name}: {field!r} (a poller file lists bare file names)"
+            )
+        name = field
         names.append(name)
     if not names:
         raise InputsError(f"the poller file {poller.name} lists no files")

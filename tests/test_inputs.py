@@ -32,7 +32,12 @@ def write_asn(path, members, product):
 
 def test_exact_membership_never_a_prefix(tmp_path):
     # j8cb01abq and j8cb01abz share a long prefix; only the dataset's own files are picked
-    for name in ("j8cb01abq_raw.fits", "j8cb01abz_raw.fits", "j8cb01abq_spt.fits", "j8cb01abq_flt.fits"):
+    for name in (
+        "j8cb01abq_raw.fits",
+        "j8cb01abz_raw.fits",
+        "j8cb01abq_spt.fits",
+        "j8cb01abq_flt.fits",
+    ):
         touch_fits(tmp_path / name)
     sel = inputs.select(parse("j8cb01abq"), HANDLERS["acs"], tmp_path.iterdir())
     assert [p.name for p in sel.files] == ["j8cb01abq_raw.fits"]
@@ -43,7 +48,11 @@ def test_association_members_from_the_table(tmp_path):
     for name in ("j8cb01u1q_raw.fits", "j8cb01u2q_raw.fits", "j8cb01u3q_raw.fits"):
         touch_fits(tmp_path / name)
     sel = inputs.select(parse("j8cb010b0"), HANDLERS["acs"], tmp_path.iterdir())
-    assert [p.name for p in sel.files] == ["j8cb010b0_asn.fits", "j8cb01u1q_raw.fits", "j8cb01u2q_raw.fits"]
+    assert [p.name for p in sel.files] == [
+        "j8cb010b0_asn.fits",
+        "j8cb01u1q_raw.fits",
+        "j8cb01u2q_raw.fits",
+    ]
 
 
 def test_association_missing_member_or_table(tmp_path):
@@ -87,10 +96,13 @@ def test_env_file_and_poller(tmp_path):
         inputs.select(parse("acs_8ph_01"), HANDLERS["svm"], tmp_path.iterdir())
 
 
-def test_poller_with_path_tricks(tmp_path):
-    (tmp_path / "p.out").write_text("../../etc/passwd,1\n")
-    names = inputs.poller_files(tmp_path / "p.out")
-    assert names == ["passwd"]  # only the base name is ever used
+@pytest.mark.parametrize(
+    "field", ["../../etc/passwd", "/data/j8ph01a1q_flc.fits", "sub\\x.fits", ".."]
+)
+def test_poller_with_path_tricks(tmp_path, field):
+    (tmp_path / "p.out").write_text(f"{field},1\n")
+    with pytest.raises(inputs.InputsError, match="bare file names"):
+        inputs.poller_files(tmp_path / "p.out")
 
 
 def test_stage_copies_and_gunzips_leaving_originals(tmp_path):
