@@ -192,8 +192,12 @@ def write_acquisition(folder: Path, dataset: str = DATASET) -> list[Path]:
     cols = fits.ColDefs(
         [
             fits.Column(name="DWELL_POINT", format="1I", array=np.arange(1, 6, dtype=np.int16)),
-            fits.Column(name="DISP_OFFSET", format="1E", array=np.linspace(-1, 1, 5, dtype=np.float32)),
-            fits.Column(name="COUNTS", format="1J", array=np.array([10, 40, 90, 40, 10], dtype=np.int32)),
+            fits.Column(
+                name="DISP_OFFSET", format="1E", array=np.linspace(-1, 1, 5, dtype=np.float32)
+            ),
+            fits.Column(
+                name="COUNTS", format="1J", array=np.array([10, 40, 90, 40, 10], dtype=np.int32)
+            ),
         ]
     )
     table = fits.BinTableHDU.from_columns(cols, name="ACQ")
@@ -206,9 +210,9 @@ def write_acquisition(folder: Path, dataset: str = DATASET) -> list[Path]:
     spt_primary.header["FILETYPE"] = "SPT"
     spt_primary.header["HISTORY"] = SYNTHETIC
     spt = folder / f"{dataset}_spt.fits"
-    fits.HDUList([spt_primary, fits.ImageHDU(np.zeros((4, 4), dtype=np.int16), name="UDL")]).writeto(
-        spt, overwrite=True
-    )
+    fits.HDUList(
+        [spt_primary, fits.ImageHDU(np.zeros((4, 4), dtype=np.int16), name="UDL")]
+    ).writeto(spt, overwrite=True)
     return [raw, spt]
 
 

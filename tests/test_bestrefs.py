@@ -40,7 +40,10 @@ def test_real_acs_raw_gets_real_references(tmp_path, testdata, crds_env):
 def test_context_choice(crds_cache):
     assert bestrefs.choose_context(crds_cache, {}) == "hst_0729.pmap"
     assert bestrefs.choose_context(crds_cache, {"CRDS_CONTEXT": "hst_0700.pmap"}) == "hst_0700.pmap"
-    assert bestrefs.choose_context(crds_cache, {"CRDS_CONTEXT": "x"}, pinned="hst_0729.pmap") == "hst_0729.pmap"
+    assert (
+        bestrefs.choose_context(crds_cache, {"CRDS_CONTEXT": "x"}, pinned="hst_0729.pmap")
+        == "hst_0729.pmap"
+    )
 
 
 def test_crds_errors_are_failures(tmp_path, testdata, crds_env):

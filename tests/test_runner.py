@@ -80,7 +80,9 @@ def test_interrupted_run_stops_the_program(tmp_path, monkeypatch):
     try:
         with pytest.raises(Terminated):
             runner.run(
-                py(f"import os,time; open({str(pidfile)!r},'w').write(str(os.getpid())); time.sleep(60)"),
+                py(
+                    f"import os,time; open({str(pidfile)!r},'w').write(str(os.getpid())); time.sleep(60)"
+                ),
                 cwd=tmp_path,
             )
     finally:

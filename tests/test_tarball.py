@@ -28,9 +28,14 @@ def special(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo
 
 
 def test_extracts_plain_files(tmp_path):
-    tar = make_tar(tmp_path / "ok.tar.gz", [file_member("a_raw.fits"), file_member("sub/b_raw.fits")])
+    tar = make_tar(
+        tmp_path / "ok.tar.gz", [file_member("a_raw.fits"), file_member("sub/b_raw.fits")]
+    )
     out = extract_file(tar, tmp_path / "out")
-    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in out) == ["a_raw.fits", "sub/b_raw.fits"]
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in out) == [
+        "a_raw.fits",
+        "sub/b_raw.fits",
+    ]
 
 
 @pytest.mark.parametrize(
