@@ -14,10 +14,12 @@ from __future__ import annotations
 import atexit
 import functools
 import gc
+import importlib
 import logging
 import os
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -270,6 +272,9 @@ class Run:
 
     def run_stage(self, stage: Stage) -> None:
         argv = stage.argv(self.dataset, self.staged)
+        if stage is self.handler.stages[0]:
+            kind = "spectra" if self.dataset.kind in ("stis", "cos") else "images"
+            import_in_background(*PREVIEW_MODULES[kind])
         result = runner.run(argv, cwd=self.work_dir, extra_env=self.program_env, logger=log)
         if result.returncode in stage.ok_returncodes:
             if result.returncode != 0:
@@ -425,11 +430,35 @@ def _skip_final_collection() -> None:
     atexit.register(gc.freeze)
 
 
+def import_in_background(*modules: str) -> None:
+    """Import modules a later step needs in a background thread, while this one waits
+    on I/O or on a program (an import holds the interpreter; those waits do not)."""
+
+    def imports() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the step that needs it reports the error
+                return
+
+    threading.Thread(target=imports, name="caldp-imports", daemon=True).start()
+
+
+PREVIEW_MODULES = {
+    "spectra": ("caldp.previews.spectra", "matplotlib.pyplot"),
+    "images": ("caldp.previews.images", "astropy.visualization", "PIL.Image"),
+}
+
+
 def process(request: Request) -> ExitCode:
     """Run the pipeline for one dataset; return the exit status (never raises)."""
     process_start = metrics.Usage.now()
     _skip_final_collection()
     applied = apply_profile(request.profile, os.environ)
+    heavy = ["astropy.io.fits"] + (
+        ["crds.bestrefs"] if handler_for(request.dataset).run_bestrefs else []
+    )
+    import_in_background(*heavy)
     try:
         work = prepare_work_dir(request.dataset)
     except OSError as exc:
