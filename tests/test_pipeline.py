@@ -145,6 +145,10 @@ def test_every_kind_with_stand_ins(pipeline_env, dataset, instrument, argvs, pro
     delivered = tree(out / "data" / instrument / dataset)
     assert any(name.endswith(product) for name in delivered), delivered
     assert "logs/process.txt" in delivered
+    previews = [name for name in delivered if name.startswith("previews/")]
+    wanted = (".png",) if instrument == "stis" else (".jpg",)
+    assert any(name.endswith(wanted) for name in previews), previews
+    assert any("_thumb." in name for name in previews), previews
 
 
 def test_stis_wav_only_and_epc_not_delivered(pipeline_env):
