@@ -50,6 +50,13 @@ FETCH_CODES = {
     "s3": ExitCode.S3_DOWNLOAD_ERROR,
     "astroquery": ExitCode.ASTROQUERY_ERROR,
 }
+# What the fetched files hold (missing members, broken FITS) is the inputs' fault, not the
+# download's: 21, except for MAST, where downloading again is the remedy.
+CONTENT_CODES = {
+    "file": ExitCode.INPUT_TAR_FILE_ERROR,
+    "s3": ExitCode.INPUT_TAR_FILE_ERROR,
+    "astroquery": ExitCode.ASTROQUERY_ERROR,
+}
 MOSAIC_EXTRA_PRODUCTS = (".txt", ".log", ".out")
 
 
@@ -121,7 +128,6 @@ class Run:
     program_env: dict[str, str] = field(default_factory=dict)
     previews: list[Path] = field(default_factory=list)
     output_ok: bool = False
-    started: bool = False
 
     @property
     def dataset(self) -> Dataset:
@@ -143,16 +149,15 @@ class Run:
             self.output.check()
             self.output_ok = True
             self.output.messages.start(ds.name)
-            self.started = True
 
-        fetch_code = FETCH_CODES[self.request.input_uri.scheme]
-        with self.step("fetch", fetch_code):
-            self.fetch(fetch_code)
+        scheme = self.request.input_uri.scheme
+        with self.step("fetch", FETCH_CODES[scheme]):
+            self.fetch(CONTENT_CODES[scheme])
 
         if os.environ.get(SIMULATE_ENV, "").strip() == str(int(ExitCode.GENERIC_ERROR)):
             raise RuntimeError(f"simulated unbracketed error ({SIMULATE_ENV}=1)")
 
-        with self.step("version keywords", fetch_code):
+        with self.step("version keywords", CONTENT_CODES[scheme]):
             self.stamp_headers()
 
         with self.step("bestrefs", ExitCode.BESTREFS_ERROR):
@@ -183,7 +188,7 @@ class Run:
 
     # ------------------------------------------------------------------ steps
 
-    def fetch(self, fetch_code: ExitCode) -> None:
+    def fetch(self, content_code: ExitCode) -> None:
         download = self.work_dir / "download"
         download.mkdir(exist_ok=True)
         module = fetch_module(self.request.input_uri)
@@ -195,7 +200,7 @@ class Run:
                 to_stage.append(selection.poller)
             self.staged = inputs.stage(to_stage, self.work_dir)
         except inputs.InputsError as exc:
-            raise CaldpError(fetch_code, str(exc)) from exc
+            raise CaldpError(content_code, str(exc)) from exc
         if selection.env_file is not None:
             env_dir = self.work_dir / "env"
             env_dir.mkdir(exist_ok=True)
@@ -223,7 +228,7 @@ class Run:
                 headers.update_primary(raws, {"RANDSEED": 1})
                 log.info("RANDSEED=1 set in %s", ", ".join(p.name for p in raws))
         except headers.HeaderError as exc:
-            raise CaldpError(FETCH_CODES[self.request.input_uri.scheme], str(exc)) from exc
+            raise CaldpError(CONTENT_CODES[self.request.input_uri.scheme], str(exc)) from exc
 
     def assign_references(self) -> None:
         crds_path = Path(os.environ["CRDS_PATH"]).expanduser()

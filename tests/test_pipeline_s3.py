@@ -185,3 +185,18 @@ def test_aws_profile_references_from_s3(
         assert keys(s3, BUCKET, "messages/") == [f"messages/processed-{DS}.trigger"]
         for name, data in references.items():
             assert (cache / "references" / "hst" / name).read_bytes() == data
+
+
+def test_tarball_without_the_datasets_files_is_21_not_26(s3):
+    """What a downloaded tarball holds is the inputs' fault: no point retrying the download."""
+    tarball = body(s3, f"inputs/{DS}.tar.gz")
+    s3.put_object(Bucket=BUCKET, Key="inputs/lb4l02m2x.tar.gz", Body=tarball)
+    code = run(
+        "lb4l02m2x",
+        f"s3://{BUCKET}/inputs",
+        f"s3://{BUCKET}/outputs/lb4l02m2x",
+        "caldp-config-local",
+    )
+    assert code == 21
+    log = body(s3, "outputs/lb4l02m2x/process.txt").decode()
+    assert "no input files for lb4l02m2x" in log
