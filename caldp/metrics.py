@@ -172,3 +172,36 @@ class StepTimes:
 
 def write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_run_metrics(
+    logs_dir: Path,
+    command: str,
+    dataset: str,
+    code: int,
+    start: Usage,
+    disk: DiskMonitor,
+    times: StepTimes,
+) -> None:
+    """``process_metrics.txt``, ``disk_metrics.txt`` and ``metrics.json`` of a run."""
+    from caldp import __version__
+    from caldp.exit_codes import ExitCode
+
+    end = Usage.now()
+    status = ExitCode(code)
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    (logs_dir / "process_metrics.txt").write_text(gnu_time_report(command, start, end, status))
+    (logs_dir / "disk_metrics.txt").write_text(disk.report())
+    write_json(
+        logs_dir / "metrics.json",
+        {
+            "dataset": dataset,
+            "caldp_version": __version__,
+            "exit_code": int(status),
+            "exit_name": status.name,
+            "wall_seconds": round(end.wall - start.wall, 3),
+            "max_rss_kb": end.max_rss_kb,
+            "disk_peak_used_bytes": disk.peak_used,
+            "steps": {k: round(v, 3) for k, v in times.steps.items()},
+        },
+    )

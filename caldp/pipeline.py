@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from caldp import __version__, bestrefs, envfile, headers, inputs, metrics, runner
+from caldp import __version__, bestrefs, delivery, envfile, headers, inputs, metrics, runner
 from caldp import log as caldp_log
 from caldp.config import Profile, apply_profile
 from caldp.datasets import Dataset
@@ -57,7 +57,6 @@ CONTENT_CODES = {
     "s3": ExitCode.INPUT_TAR_FILE_ERROR,
     "astroquery": ExitCode.ASTROQUERY_ERROR,
 }
-MOSAIC_EXTRA_PRODUCTS = (".txt", ".log", ".out")
 
 
 @dataclass(frozen=True)
@@ -217,13 +216,10 @@ class Run:
         fits_files = self.fits_inputs()
         try:
             headers.update_primary(fits_files, headers.version_values())
-            if self.handler.randseed:
-                from caldp.instruments.cos import RAW_SUFFIXES
-
+            randseed = self.handler.randseed_suffixes
+            if randseed:
                 raws = [
-                    p
-                    for p in fits_files
-                    if p.name.endswith(tuple(f"_{s}.fits" for s in RAW_SUFFIXES))
+                    p for p in fits_files if p.name.endswith(tuple(f"_{s}.fits" for s in randseed))
                 ]
                 headers.update_primary(raws, {"RANDSEED": 1})
                 log.info("RANDSEED=1 set in %s", ", ".join(p.name for p in raws))
@@ -323,44 +319,19 @@ class Run:
 
     # ------------------------------------------------------------------ the end
 
-    def products(self) -> list[Path]:
-        skip = tuple(f"_{s}.fits" for s in self.handler.not_delivered)
-        wanted = (".fits", ".tra") + (MOSAIC_EXTRA_PRODUCTS if self.handler.mosaic else ())
-        return sorted(
-            p
-            for p in self.work_dir.iterdir()
-            if p.is_file() and p.name.endswith(wanted) and not p.name.endswith(skip)
-        )
-
-    def snapshot_logs(self) -> list[Path]:
-        """Copies of the logs as they are now, ending with the result line, for delivery
-        (what delivery itself logs stays in the working folder's process.txt)."""
-        snapshot = self.work_dir / "delivered-logs"
-        shutil.rmtree(snapshot, ignore_errors=True)
-        snapshot.mkdir()
-        flush_logs()
-        for p in sorted(self.logs_dir.iterdir()):
-            if p.is_file():
-                shutil.copyfile(p, snapshot / p.name)
-        return sorted(snapshot.iterdir())
-
     def plan(self, code: ExitCode) -> DeliveryPlan:
-        logs = self.snapshot_logs()
-        env_files = [self.env_file] if self.env_file else []
-        plan = DeliveryPlan(self.dataset, logs=logs, env_files=env_files)
-        if code in (ExitCode.SUCCESS, ExitCode.CREATE_PREVIEWS_ERROR):
-            plan.products = self.products()
-            plan.previews = sorted(self.previews)
-        elif self.staged:
-            # Calibration failed: deliver the inputs (and trailers, which say why) for
-            # debugging, in a tarball that cannot be mistaken for products.
-            trailers = [p for p in self.products() if p.name.endswith(".tra")]
-            plan.products = sorted(set(self.staged) | set(trailers))
-            plan.inputs_only = True
-        if code == ExitCode.SUCCESS and not (set(plan.products) - set(self.staged)):
-            log.warning("calibration produced no new files; delivering the inputs")
-            plan.inputs_only = True
-        return plan
+        flush_logs()  # the delivered logs end with the result line
+        logs = delivery.snapshot(self.logs_dir, self.work_dir / "delivered-logs")
+        return delivery.build_plan(
+            self.dataset,
+            self.handler,
+            code,
+            work_dir=self.work_dir,
+            staged=self.staged,
+            previews=self.previews,
+            logs=logs,
+            env_files=[self.env_file] if self.env_file else [],
+        )
 
     def finish(
         self, code: ExitCode, process_start: metrics.Usage, disk: metrics.DiskMonitor
@@ -397,24 +368,8 @@ class Run:
     def write_metrics(
         self, code: ExitCode, start: metrics.Usage, disk: metrics.DiskMonitor
     ) -> None:
-        end = metrics.Usage.now()
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
-        (self.logs_dir / "process_metrics.txt").write_text(
-            metrics.gnu_time_report(self.request.command, start, end, code)
-        )
-        (self.logs_dir / "disk_metrics.txt").write_text(disk.report())
-        metrics.write_json(
-            self.logs_dir / "metrics.json",
-            {
-                "dataset": self.dataset.name,
-                "caldp_version": __version__,
-                "exit_code": int(code),
-                "exit_name": code.name,
-                "wall_seconds": round(end.wall - start.wall, 3),
-                "max_rss_kb": end.max_rss_kb,
-                "disk_peak_used_bytes": disk.peak_used,
-                "steps": {k: round(v, 3) for k, v in self.times.steps.items()},
-            },
+        metrics.write_run_metrics(
+            self.logs_dir, self.request.command, self.dataset.name, code, start, disk, self.times
         )
 
 

@@ -36,7 +36,7 @@ class Handler:
     reference_variable: str | None = None  # jref, iref, oref, lref
     bestrefs_suffixes: tuple[str, ...] = ("raw",)  # the files CRDS assigns references to
     run_bestrefs: bool = True
-    randseed: bool = False  # set RANDSEED=1 in raw primary headers (COS)
+    randseed_suffixes: tuple[str, ...] = ()  # these raws get RANDSEED=1 (COS)
     not_delivered: tuple[str, ...] = ()  # suffixes never delivered (STIS _epc)
     mosaic: bool = False  # SVM/MVM: inputs are listed in <ds>_input.out
     notes: tuple[str, ...] = field(default_factory=tuple)

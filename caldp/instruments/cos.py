@@ -43,5 +43,5 @@ HANDLER = Handler(
     reference_variable="lref",
     bestrefs_suffixes=RAW_SUFFIXES,
     stages=(Stage("stage1", stage1_argv, ExitCode.STAGE1_ERROR, frozenset({0, 5})),),
-    randseed=True,
+    randseed_suffixes=RAW_SUFFIXES,
 )
