@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from caldp.exit_codes import ExitCode
-from caldp.storage import s3
+from caldp.storage import s3_client as s3
 from caldp.sysexit import CaldpError
 
 log = logging.getLogger("caldp.crds_s3")

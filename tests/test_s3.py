@@ -14,7 +14,7 @@ import pytest
 
 from caldp.datasets import parse
 from caldp.exit_codes import ExitCode
-from caldp.storage import DeliveryPlan, Uri, parse_output_uri
+from caldp.storage import DeliveryPlan, Uri, parse_output_uri, s3_upload
 from caldp.storage import s3 as s3mod
 from caldp.storage.tarball import TarballError
 from caldp.sysexit import CaldpError
@@ -379,11 +379,11 @@ def test_verification_catches_a_stored_object_that_differs(s3):
     data = b"calibrated bytes\n"
     s3.put_object(Bucket=BUCKET, Key="k", Body=data)
     md5 = hashlib.md5(data).hexdigest()
-    s3mod.verify_object(s3, BUCKET, "k", len(data), None, md5)
-    with pytest.raises(s3mod.VerifyError, match="size"):
-        s3mod.verify_object(s3, BUCKET, "k", len(data) + 1, None, md5)
-    with pytest.raises(s3mod.VerifyError, match="ETag"):
-        s3mod.verify_object(s3, BUCKET, "k", len(data), None, hashlib.md5(b"other").hexdigest())
+    s3_upload.verify_object(s3, BUCKET, "k", len(data), None, md5)
+    with pytest.raises(s3_upload.VerifyError, match="size"):
+        s3_upload.verify_object(s3, BUCKET, "k", len(data) + 1, None, md5)
+    with pytest.raises(s3_upload.VerifyError, match="ETag"):
+        s3_upload.verify_object(s3, BUCKET, "k", len(data), None, hashlib.md5(b"other").hexdigest())
 
 
 # ----------------------------------------------------------------------------- gzip stream
@@ -405,7 +405,7 @@ def test_parallel_gzip_is_one_valid_gzip_member(size):
         (rng.randbytes(97) if i % 3 else b"FITS header card " * 5) for i in range(size // 97 + 1)
     )[:size]
     sink = _Collect()
-    writer = s3mod.ParallelGzipWriter(sink, level=1, threads=2, block_size=65536)
+    writer = s3_upload.ParallelGzipWriter(sink, level=1, threads=2, block_size=65536)
     for start in range(0, size, 10000):
         writer.write(data[start : start + 10000])
     writer.finish()

@@ -1,0 +1,189 @@
+"""S3 plumbing shared by the S3 inputs, outputs and CRDS references.
+
+Clients are made from the environment the standard AWS way (boto3's default
+credential chain, ``AWS_ENDPOINT_URL``, ``AWS_REGION``/``AWS_DEFAULT_REGION``);
+failures are classified (final or worth retrying) and retried with a bounded
+exponential backoff: ``CALDP_S3_RETRIES`` attempts (default 4), waiting
+``CALDP_S3_RETRY_SECONDS`` (default 2) doubled after each failure, capped at 60 s.
+Also here: ``s3://bucket/prefix`` locations, keys and URLs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from caldp.sysexit import CaldpError
+
+log = logging.getLogger("caldp.s3")
+
+T = TypeVar("T")
+
+# Client errors that retrying cannot fix.
+FINAL_ERROR_CODES = frozenset(
+    {
+        "NoSuchKey",
+        "NoSuchBucket",
+        "NoSuchUpload",
+        "AccessDenied",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidBucketName",
+        "AccountProblem",
+        "403",
+        "404",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff."""
+
+    attempts: int = 4
+    first_wait: float = 2.0
+    max_wait: float = 60.0
+
+    def wait(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failure (1-based)."""
+        return min(self.max_wait, self.first_wait * 2 ** (failures - 1))
+
+    @classmethod
+    def from_env(
+        cls, attempts_var: str, seconds_var: str, attempts: int, seconds: float
+    ) -> RetryPolicy:
+        return cls(
+            attempts=max(1, env_int(attempts_var, attempts)),
+            first_wait=max(0.0, env_float(seconds_var, seconds)),
+        )
+
+
+def retry_policy() -> RetryPolicy:
+    """The S3 retry policy from ``CALDP_S3_RETRIES`` and ``CALDP_S3_RETRY_SECONDS``."""
+    return RetryPolicy.from_env("CALDP_S3_RETRIES", "CALDP_S3_RETRY_SECONDS", 4, 2.0)
+
+
+def env_int(name: str, default: int) -> int:
+    """The integer in environment variable ``name``, ``default`` if unset or malformed."""
+    try:
+        return int(os.environ.get(name, "") or default)
+    except ValueError:
+        log.warning("ignoring %s=%r: not an integer", name, os.environ.get(name))
+        return default
+
+
+def env_float(name: str, default: float) -> float:
+    """The number in environment variable ``name``, ``default`` if unset or malformed."""
+    try:
+        return float(os.environ.get(name, "") or default)
+    except ValueError:
+        log.warning("ignoring %s=%r: not a number", name, os.environ.get(name))
+        return default
+
+
+def make_client(max_connections: int = 10) -> Any:
+    """A boto3 S3 client configured from the environment the standard AWS way."""
+    import boto3
+    from botocore.config import Config
+
+    # botocore's own retries (per request); AWS_MAX_ATTEMPTS / AWS_RETRY_MODE override.
+    config = Config(
+        retries={
+            "total_max_attempts": max(1, env_int("AWS_MAX_ATTEMPTS", 3)),
+            "mode": os.environ.get("AWS_RETRY_MODE") or "standard",
+        },
+        max_pool_connections=max_connections,
+        connect_timeout=20,
+        read_timeout=120,
+    )
+    return boto3.session.Session().client("s3", config=config)
+
+
+def boto_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions of botocore that mean "the S3 call failed"."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (BotoCoreError, ClientError)
+
+
+def error_code(exc: BaseException) -> str:
+    """The S3 error code of a ClientError ('' for other errors)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def is_final(exc: BaseException) -> bool:
+    """True for errors that retrying cannot fix (missing, denied, malformed)."""
+    code = error_code(exc)
+    if code in FINAL_ERROR_CODES:
+        return True
+    status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return isinstance(status, int) and 400 <= status < 500 and status not in (408, 429)
+
+
+def describe_error(exc: BaseException) -> str:
+    code = error_code(exc)
+    text = str(exc) or type(exc).__name__
+    return f"{code}: {text}" if code and code not in text else text
+
+
+def split_location(location: str) -> tuple[str, str]:
+    """``bucket/prefix`` or ``s3://bucket/prefix`` -> (bucket, prefix without slashes)."""
+    text = location[len("s3://") :] if location.startswith("s3://") else location
+    text = text.strip("/")
+    bucket, _, prefix = text.partition("/")
+    if not bucket:
+        raise ValueError(f"S3 location without a bucket: {location!r}")
+    return bucket, prefix.strip("/")
+
+
+def join_key(prefix: str, name: str) -> str:
+    return f"{prefix}/{name}" if prefix else name
+
+
+def s3_url(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def call_with_retries(
+    what: str,
+    func: Callable[[], T],
+    *,
+    exit_code: int,
+    policy: RetryPolicy | None = None,
+    retry_on: tuple[type[BaseException], ...] = (),
+) -> T:
+    """Run ``func`` with bounded retries; raise ``CaldpError(exit_code)`` when it keeps failing.
+
+    Botocore errors (and ``retry_on``) are retried unless :func:`is_final`; other
+    exceptions (MemoryError, bugs) propagate unchanged.
+    """
+    policy = policy or retry_policy()
+    errors = boto_errors() + retry_on
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return func()
+        except errors as exc:
+            final = is_final(exc) or attempt == policy.attempts
+            if final:
+                raise CaldpError(
+                    exit_code, f"{what} failed after {attempt} attempt(s): {describe_error(exc)}"
+                ) from exc
+            wait = policy.wait(attempt)
+            log.warning(
+                "%s failed (attempt %d of %d): %s; retrying in %.1f s",
+                what,
+                attempt,
+                policy.attempts,
+                describe_error(exc),
+                wait,
+            )
+            time.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
