@@ -43,7 +43,7 @@ RUN if id -u developer >/dev/null 2>&1; then \
 
 # The package with the production extras only (no test or dev tools; the
 # calibration programs are the base image's own, so no "cal" extra).
-COPY pyproject.toml README.rst /tmp/caldp-src/
+COPY pyproject.toml README.rst LICENSE.rst /tmp/caldp-src/
 COPY caldp /tmp/caldp-src/caldp
 RUN python -m pip install --no-cache-dir "/tmp/caldp-src[aws,astroquery,previews]" \
  && rm -rf /tmp/caldp-src \
