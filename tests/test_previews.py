@@ -134,13 +134,13 @@ def test_dq_flagged_pixels_are_excluded_from_scaling_and_shown_neutral(tmp_path)
     assert abs(int(np.median(good)) - flagged.neutral) <= 2
 
 
-def test_saturated_pixels_are_white_not_neutral(tmp_path):
+def test_saturated_pixels_are_neutral_and_not_scaled(tmp_path):
     image = sky((60, 60), seed=4)
     dq = np.zeros_like(image, dtype=np.int16)
     image[20:25, 20:25] = 9e4
     dq[20:25, 20:25] = 256 | 4
     rendered = images.render_file(write_chips(tmp_path / "s_flt.fits", [{"sci": image, "dq": dq}]))
-    assert np.all(rendered.pixels[::-1][20:25, 20:25] == 255)
+    assert np.all(rendered.pixels[::-1][20:25, 20:25] == rendered.neutral)
     assert rendered.high < 1000  # excluded from the scaling
 
 

@@ -9,8 +9,7 @@ on the longer side), both derived from one reading of the file:
   is shown;
 * pixels flagged in DQ, non-finite pixels and drizzled pixels of zero weight
   are excluded from the scaling and shown neutral (the display value of the
-  median good pixel), except saturated pixels (DQ 256 or 2048), which are
-  shown white so that bright stars are not punched out;
+  median good pixel), saturated ones included, as CONTRACT section 8 says;
 * the scale keeps the central 99.5 % of the good pixels (the limits of
   ``astropy.visualization.PercentileInterval(99.5)``; beyond 4 million good
   pixels they are estimated from 4 million evenly spaced ones) and applies an
@@ -37,12 +36,11 @@ log = logging.getLogger("caldp.previews")
 
 PERCENTILE = 99.5  # central fraction of the good pixels mapped onto the display range
 ASINH_A = 0.1  # astropy AsinhStretch parameter
-SATURATION_BITS = 256 | 2048  # full-well and A-to-D saturation (ACS and WFC3 DQ)
 ROWS_PER_BLOCK = 512
 MAX_SAMPLES = 4_000_000  # good pixels used for the percentiles (evenly spaced above this)
 JPEG_QUALITY = 85
 
-GOOD, INVALID, SATURATED = 0, 1, 2
+GOOD, INVALID = 0, 1
 
 
 @dataclass
@@ -69,7 +67,7 @@ class Rendered:
     low: float
     high: float
     good_pixels: int
-    codes: np.ndarray | None = None  # GOOD/INVALID/SATURATED per pixel (top-down), if kept
+    codes: np.ndarray | None = None  # GOOD/INVALID per pixel (top-down), if kept
 
 
 def base_name(path: Path) -> str:
@@ -145,15 +143,11 @@ def layout(chips: list[Chip]) -> tuple[int, int, list[Chip], list[int]]:
 
 
 def _classify(chip: Chip, rows: slice, block: np.ndarray) -> np.ndarray:
-    """GOOD / INVALID / SATURATED for one block of rows (block = native float32 copy)."""
+    """GOOD / INVALID for one block of rows (block = native float32 copy)."""
     finite = np.isfinite(block)
     codes = np.where(finite, GOOD, INVALID).astype(np.uint8)
     if chip.dq is not None:
-        dq = np.asarray(chip.dq[rows])
-        flagged = dq != 0
-        saturated = flagged & ((dq & SATURATION_BITS) != 0) & finite
-        codes[flagged] = INVALID
-        codes[saturated] = SATURATED
+        codes[np.asarray(chip.dq[rows]) != 0] = INVALID
     if chip.weight is not None:
         codes[~(np.asarray(chip.weight[rows]) > 0)] = INVALID
     return codes
@@ -229,7 +223,6 @@ def render(chips: list[Chip], keep_codes: bool = False) -> Rendered:
             block_codes = codes[y0 + rows.start : y0 + rows.stop, :ncols]
             out = display(np.array(chip.sci[rows], dtype=np.float32))
             out[block_codes == INVALID] = neutral
-            out[block_codes == SATURATED] = 255
             flipped[y0 + rows.start : y0 + rows.stop, :ncols] = out
     return Rendered(
         pixels=pixels,
