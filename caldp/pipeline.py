@@ -31,7 +31,7 @@ from caldp import log as caldp_log
 from caldp.config import Profile, apply_profile
 from caldp.datasets import Dataset
 from caldp.exit_codes import ExitCode
-from caldp.instruments import Handler, Stage, handler_for
+from caldp.instruments import Handler, Stage, files_with, handler_for
 from caldp.storage import DeliveryPlan, Output, Uri
 from caldp.sysexit import (
     SIMULATE_ENV,
@@ -218,9 +218,7 @@ class Run:
             headers.update_primary(fits_files, headers.version_values())
             randseed = self.handler.randseed_suffixes
             if randseed:
-                raws = [
-                    p for p in fits_files if p.name.endswith(tuple(f"_{s}.fits" for s in randseed))
-                ]
+                raws = files_with(fits_files, *randseed)
                 headers.update_primary(raws, {"RANDSEED": 1})
                 log.info("RANDSEED=1 set in %s", ", ".join(p.name for p in raws))
         except headers.HeaderError as exc:
@@ -246,11 +244,7 @@ class Run:
                 if uri.scheme == "s3":
                     pinned = crds_s3.pinned_context(uri.bucket)
                     break
-        targets = [
-            p
-            for p in self.staged
-            if p.name.endswith(tuple(f"_{s}.fits" for s in self.handler.bestrefs_suffixes))
-        ]
+        targets = files_with(self.staged, *self.handler.bestrefs_suffixes)
         crds_handler = caldp_log.attach_file(self.logs_dir / "process.txt", "CRDS")
         try:
             result = bestrefs.run(
