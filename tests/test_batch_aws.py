@@ -4,13 +4,17 @@ moto is told through its config API (``POST /moto-api/config`` with
 ``{"batch": {"use_docker": false}}``) to run no containers: jobs then end at
 once, SUCCEEDED, or FAILED (without exit code) on a server started with
 ``MOTO_SIMPLE_BATCH_FAIL_AFTER=0``.  A job's reason is set with the Batch API's
-own TerminateJob, as an operator (or the runtime) would see it in DescribeJobs.
+own TerminateJob, which sets its status reason, as an operator's cancel does.
+The container's own reason (an out-of-memory kill, a Docker fault), which only
+the container runtime sets and moto cannot, is added to DescribeJobs by
+:class:`RuntimeReasons`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -29,7 +33,28 @@ boto3 = pytest.importorskip("boto3")
 BUCKET = "caldp-test-bucket"
 QUEUES = ("caldp-2g", "caldp-8g", "caldp-16g", "caldp-64g")
 OOM = "OutOfMemoryError: Container killed due to memory usage"
+NO_INSPECT = "CannotInspectContainerError: Could not transition to inspecting; timed out"
 NO_START = "CannotStartContainerError: Error response from daemon: failed to create shim task"
+CANCELLED = "Operator cancelled: the run is stopped"
+
+
+class RuntimeReasons:
+    """The moto Batch client, with the container runtime's reason added to the
+    DescribeJobs entries of chosen jobs (``container.reason``, set by ECS)."""
+
+    def __init__(self, client):
+        self.client = client
+        self.reasons: dict[str, str] = {}
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def describe_jobs(self, jobs):
+        response = self.client.describe_jobs(jobs=jobs)
+        for job in response["jobs"]:
+            if job["jobId"] in self.reasons:
+                job.setdefault("container", {})["reason"] = self.reasons[job["jobId"]]
+        return response
 
 
 def contract_command(dataset: str) -> list[str]:
@@ -178,7 +203,7 @@ def test_job_definition_registered(batch):
     ]
     assert {r["type"]: r["value"] for r in props["resourceRequirements"]} == {
         "VCPU": "1",
-        "MEMORY": "2048",
+        "MEMORY": "1792",
     }
     # AWSYSVER was not given: left out, so the image's own value is not masked.
     assert {e["name"]: e["value"] for e in props["environment"]} == env
@@ -195,9 +220,9 @@ def test_all_succeed_on_the_first_rung(batch):
     assert all(len(r.attempts) == 1 and r.attempts[0].queue == "caldp-2g" for r in runs)
     summaries = jobs_in(batch, "caldp-2g")
     assert [j["jobName"] for j in summaries] == [
-        "caldp-acs_8ph_01-2g-1",
-        "caldp-j8bt05njq-2g-1",
-        "caldp-ldfd01010-2g-1",
+        "acs_8ph_01",
+        "j8bt05njq",
+        "ldfd01010",
     ]
     assert all(j["status"] == "SUCCEEDED" for j in summaries)
     described = batch.describe_jobs(jobs=[r.attempts[0].job_id for r in runs])["jobs"]
@@ -209,45 +234,78 @@ def test_all_succeed_on_the_first_rung(batch):
 
 
 def test_failures_climb_retry_or_stop(failing_batch):
-    """OOM kills climb the ladder, start failures retry on the rung, the rest stop."""
-    client = failing_batch
-    reasons = {"j8bt05njq": OOM, "ldfd01010": NO_START}  # o4er06llq: no reason at all
+    """OOM kills climb the ladder, Docker faults retry on the rung, the rest stop."""
+    client = RuntimeReasons(failing_batch)
+    container_reasons = {"j8bt05njq": OOM, "ldfd01010": NO_INSPECT, "o4er06llq": NO_START}
     submitted = []
 
     def on_submitted(run, job_id, queue):
         submitted.append((run.dataset, queue))
-        if run.dataset in reasons:
-            client.terminate_job(jobId=job_id, reason=reasons[run.dataset])
+        if run.dataset in container_reasons:
+            client.reasons[job_id] = container_reasons[run.dataset]
 
     runs = aws.run_on_batch(
-        ["j8bt05njq", "ldfd01010", "o4er06llq"],
+        ["j8bt05njq", "ldfd01010", "o4er06llq", "octka7jeq"],
         client,
-        settings(max_start_retries=2),
+        settings(max_container_retries=2),
         on_submitted=on_submitted,
     )
-    oom, nostart, other = runs
+    oom, fault, nostart, other = runs
     assert [a.queue for a in oom.attempts] == list(QUEUES)
     assert (oom.decision.action, oom.exit_code, oom.decision.name) == (
         Action.FAILED,
         33,
         "CONTAINER_MEMORY_ERROR",
     )
-    assert [a.queue for a in nostart.attempts] == ["caldp-2g"] * 3
-    assert nostart.decision.name == "CannotStartContainerError" and nostart.exit_code is None
+    assert [a.queue for a in fault.attempts] == ["caldp-2g"] * 3
+    assert fault.decision.name == "CannotInspectContainer" and fault.exit_code is None
+    # CALCLOUD does not retry a container that could not start.
+    assert len(nostart.attempts) == 1 and nostart.decision.action is Action.FAILED
     assert len(other.attempts) == 1 and other.decision.name == "NO_EXIT_CODE"
-    # What moto holds agrees: one job per attempt, in the queue of its rung.
+    # What moto holds agrees: one job per attempt, in the queue of its rung, each
+    # named after its dataset.
     assert [j["jobName"] for j in jobs_in(client, "caldp-2g")] == [
-        "caldp-j8bt05njq-2g-1",
-        "caldp-ldfd01010-2g-1",
-        "caldp-ldfd01010-2g-2",
-        "caldp-ldfd01010-2g-3",
-        "caldp-o4er06llq-2g-1",
+        "j8bt05njq",
+        "ldfd01010",
+        "ldfd01010",
+        "ldfd01010",
+        "o4er06llq",
+        "octka7jeq",
     ]
-    for n, queue in enumerate(QUEUES[1:], 2):
-        names = [j["jobName"] for j in jobs_in(client, queue)]
-        assert names == [f"caldp-j8bt05njq-{queue.split('-')[1]}-{n}"]
-    assert len(submitted) == 4 + 3 + 1
+    for queue in QUEUES[1:]:
+        assert [j["jobName"] for j in jobs_in(client, queue)] == ["j8bt05njq"]
+    assert len(submitted) == 4 + 3 + 1 + 1
     assert all(j["status"] == "FAILED" for q in QUEUES for j in jobs_in(client, q))
+
+
+def test_an_operator_cancel_ends_terminated_with_its_message(failing_batch):
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    for name in ("processing-j8bt05njq", "error-j8bt05njq", "submit-ldfd01010"):
+        s3.put_object(Bucket=BUCKET, Key=f"messages/{name}", Body=b"")
+
+    def on_submitted(run, job_id, queue):
+        if run.dataset == "j8bt05njq":
+            failing_batch.terminate_job(jobId=job_id, reason=CANCELLED)
+
+    ended = []
+    runs = aws.run_on_batch(
+        ["j8bt05njq", "ldfd01010"],
+        failing_batch,
+        settings(),
+        on_submitted=on_submitted,
+        on_terminated=lambda run: ended.append(aws.mark_terminated(s3, BUCKET, run.dataset)),
+    )
+    cancelled, failed = runs
+    assert cancelled.decision.action is Action.TERMINATED and len(cancelled.attempts) == 1
+    assert cancelled.decision.name == "OPERATOR_CANCELLED"
+    assert failed.decision.action is Action.FAILED
+    assert ended == ["messages/terminated-j8bt05njq"]
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="messages/")["Contents"]
+    assert sorted(o["Key"] for o in listed) == [
+        "messages/submit-ldfd01010",
+        "messages/terminated-j8bt05njq",
+    ]
 
 
 def test_a_job_that_vanishes_is_reported_after_some_polls(batch, aws_env):
@@ -318,7 +376,16 @@ def test_image_tag():
 def test_default_queue_names():
     assert aws.default_queues("caldp", DEFAULT_LADDER) == QUEUES
     assert aws.default_queues("hst", parse_ladder("0.5,4")) == ("hst-0.5g", "hst-4g")
-    assert aws.job_name("skycell-p2381x06y09", DEFAULT_LADDER[3], 7) == (
-        "caldp-skycell-p2381x06y09-64g-7"
-    )
-    assert aws.job_name("x", parse_ladder("0.5")[0], 1) == "caldp-x-0_5g-1"
+
+
+@pytest.mark.parametrize(
+    "dataset", ["j8bt05njq", "ldfd01010", "acs_8ph_01", "skycell-p2381x06y09", "o4er06llq"]
+)
+def test_job_names_are_what_calclouds_dashboard_parses(dataset):
+    """CALCLOUD's dashboard takes the job name as the dataset name when it is one, else
+    the part after the first ``-``; anything else raises "No valid dataset name found"."""
+    from caldp.datasets import parse
+
+    name = aws.job_name(dataset)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,128}", name)  # AWS Batch's rule for job names
+    assert parse(name).name == dataset

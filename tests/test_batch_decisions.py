@@ -6,8 +6,11 @@ import signal
 
 import pytest
 
+from caldp.batch.aws import load_job_definition
 from caldp.batch.decisions import (
     DEFAULT_LADDER,
+    DEFAULT_MAX_CONTAINER_RETRIES,
+    MAX_MEMORY_RETRIES,
     Action,
     Attempt,
     DatasetRun,
@@ -16,6 +19,7 @@ from caldp.batch.decisions import (
     Rung,
     decide,
     exit_name,
+    format_ladder,
     format_summary,
     parse_ladder,
 )
@@ -32,16 +36,30 @@ def test_the_enum_is_the_contract_list():
     assert {int(c) for c in ExitCode} == CONTRACT_CODES
 
 
-def test_default_ladder_is_2_8_16_64_gb():
-    assert [r.gigabytes for r in DEFAULT_LADDER] == [2, 8, 16, 64]
-    assert [r.memory_mib for r in DEFAULT_LADDER] == [2048, 8192, 16384, 65536]
+def test_default_ladder_is_calclouds():
+    """CALCLOUD's rungs: 2, 8, 16, 64 GiB machines asking 1792, 7168, 14336, 57344 MiB
+    (128 MiB of every GiB left to ECS) with 1, 2, 2, 8 vCPUs."""
+    assert [r.gib for r in DEFAULT_LADDER] == [2, 8, 16, 64]
+    assert [r.memory_mib for r in DEFAULT_LADDER] == [1792, 7168, 14336, 57344]
+    assert [r.vcpus for r in DEFAULT_LADDER] == [1, 2, 2, 8]
     assert [r.label for r in DEFAULT_LADDER] == ["2G", "8G", "16G", "64G"]
+    assert all(r == Rung.for_machine(r.gib, r.vcpus) for r in DEFAULT_LADDER)
+    assert (MAX_MEMORY_RETRIES, DEFAULT_MAX_CONTAINER_RETRIES) == (4, 4)
+
+
+def test_the_packaged_job_definition_asks_for_the_first_rung():
+    definition = load_job_definition("caldp:test", {})
+    requirements = {
+        r["type"]: r["value"] for r in definition["containerProperties"]["resourceRequirements"]
+    }
+    first = DEFAULT_LADDER[0]
+    assert requirements == {"VCPU": str(first.vcpus), "MEMORY": str(first.memory_mib)}
 
 
 @pytest.mark.parametrize("code", sorted(CONTRACT_CODES))
 @pytest.mark.parametrize("rung", range(len(DEFAULT_LADDER)))
 def test_every_exit_code_on_every_rung(code, rung):
-    d = decide(Outcome(code), rung, len(DEFAULT_LADDER), start_failures=0)
+    d = decide(Outcome(code), rung, len(DEFAULT_LADDER), container_faults=0)
     assert d.exit_code == code
     assert d.name == ExitCode(code).name
     if code == 0:
@@ -56,19 +74,26 @@ def test_every_exit_code_on_every_rung(code, rung):
 
 
 @pytest.mark.parametrize("code", sorted(CONTRACT_CODES - CONTRACT_MEMORY_CODES - {0}))
-def test_a_reason_never_turns_a_non_memory_code_into_a_retry(code):
-    # The container's reason is only read for out-of-memory kills and for
-    # containers that never ran (no exit code).
-    d = decide(Outcome(code, "CannotStartContainerError: x"), 0, 4, 0)
-    assert d.action is Action.FAILED
-    assert d.exit_code == code
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "CannotStartContainerError: Error response from daemon: cgroup failure",
+        "CannotPullContainerError: pull rate limit",
+        "Task failed to start",
+        "Essential container in task exited",
+    ],
+)
+def test_reasons_calcloud_does_not_retry_leave_a_failure(code, reason):
+    d = decide(Outcome(code, reason), 0, 4, 0)
+    assert (d.action, d.exit_code) == (Action.FAILED, code)
+    assert decide(Outcome(None, reason), 0, 4, 0).action is Action.FAILED
 
 
 @pytest.mark.parametrize(
     "reason",
     [
         "OutOfMemoryError: Container killed due to memory usage",
-        "Essential container in task exited; OutOfMemoryError: Container killed due to memory usage",
+        "OutOfMemoryError: Container killed",
     ],
 )
 def test_container_out_of_memory_is_33_and_climbs(reason):
@@ -82,39 +107,75 @@ def test_container_out_of_memory_is_33_and_climbs(reason):
     assert (last.action, last.exit_code) == (Action.FAILED, 33)
 
 
+def test_out_of_memory_counts_only_as_the_container_reason():
+    # CALCLOUD reads the container's reason from its start; the job's status reason
+    # ("Essential container in task exited") never makes a memory error.
+    d = decide(Outcome(137, "", "OutOfMemoryError: Container killed"), 0, 4, 0)
+    assert (d.action, d.name) == (Action.FAILED, "SIGKILL")
+    d = decide(Outcome(137, "Task: OutOfMemoryError: Container killed"), 0, 4, 0)
+    assert d.action is Action.FAILED
+
+
+def test_memory_retries_stop_at_calclouds_limit_even_on_a_longer_ladder():
+    ladder = parse_ladder("1,2,3,4,5,6,7")
+    run = DatasetRun("j8bt05njq", ladder)
+    while not run.finished:
+        run.record(Attempt(run.rung, Outcome(31)))
+    assert len(run.attempts) == 1 + MAX_MEMORY_RETRIES
+    assert run.decision.action is Action.FAILED
+
+
 def test_killed_without_a_memory_reason_is_an_error_named_by_signal():
-    d = decide(Outcome(128 + signal.SIGKILL, "Job attempt duration exceeded timeout"), 0, 4, 0)
+    d = decide(Outcome(128 + signal.SIGKILL, "", "Job attempt duration exceeded timeout"), 0, 4, 0)
     assert (d.action, d.kind, d.exit_code, d.name) == (Action.FAILED, Kind.ERROR, 137, "SIGKILL")
     assert "timeout" in d.why
 
 
+@pytest.mark.parametrize("code", [None, 0, 1, 23, 31, 137, 143])
+def test_an_operator_cancel_is_terminated_whatever_the_exit_code(code):
+    d = decide(Outcome(code, "", "Operator cancelled: by jdoe"), 0, 4, 0)
+    if code == 0:
+        assert d.action is Action.DONE
+        return
+    assert (d.action, d.kind, d.exit_code, d.name) == (
+        Action.TERMINATED,
+        Kind.CANCELLED,
+        code,
+        "OPERATOR_CANCELLED",
+    )
+    assert not d.action.is_retry and "Operator cancelled" in d.why
+
+
+@pytest.mark.parametrize("code", [None, 0 + 1, 23, 143])
 @pytest.mark.parametrize(
     "reason",
     [
-        "CannotStartContainerError: Error response from daemon: cgroup failure",
-        "CannotPullContainerError: pull rate limit",
+        "CannotInspectContainerError: Could not transition to inspecting",
         "DockerTimeoutError: Could not transition to started; timed out after waiting 4m0s",
-        "Task failed to start",
         "WorkerStartError: [Errno 2] No such file or directory",
     ],
 )
-def test_start_failures_retry_on_the_same_rung_a_bounded_number_of_times(reason):
-    outcome = Outcome(None, reason)
-    assert decide(outcome, 1, 4, start_failures=0, max_start_retries=2).action is (
-        Action.RETRY_SAME_RUNG
+def test_container_faults_retry_on_the_same_rung_whatever_the_exit_code(code, reason):
+    outcome = Outcome(code, reason)
+    for earlier in range(4):
+        d = decide(outcome, 1, 4, container_faults=earlier)
+        assert (d.action, d.kind) == (Action.RETRY_SAME_RUNG, Kind.CONTAINER_FAULT)
+    final = decide(outcome, 1, 4, container_faults=4)
+    assert (final.action, final.kind, final.exit_code) == (
+        Action.FAILED,
+        Kind.CONTAINER_FAULT,
+        code,
     )
-    assert decide(outcome, 1, 4, start_failures=1, max_start_retries=2).action is (
-        Action.RETRY_SAME_RUNG
+    assert "5 tries" in final.why
+    assert decide(outcome, 1, 4, container_faults=1, max_container_retries=1).action is (
+        Action.FAILED
     )
-    final = decide(outcome, 1, 4, start_failures=2, max_start_retries=2)
-    assert (final.action, final.kind, final.exit_code) == (Action.FAILED, Kind.START_FAILURE, None)
-    assert "3 tries" in final.why
 
 
 def test_no_exit_code_and_no_known_reason_is_an_error():
     d = decide(Outcome(None, ""), 0, 4, 0)
     assert (d.action, d.exit_code, d.name) == (Action.FAILED, None, "NO_EXIT_CODE")
-    d = decide(Outcome(None, "Host EC2 (instance i-0123) terminated."), 0, 4, 0)
+    d = decide(Outcome(None, "", "Host EC2 (instance i-0123) terminated."), 0, 4, 0)
     assert d.action is Action.FAILED and "Host EC2" in d.why
 
 
@@ -134,10 +195,11 @@ def test_exit_names():
 
 
 def test_parse_ladder():
-    assert parse_ladder("2,8,16,64") == DEFAULT_LADDER
-    assert parse_ladder("0.5, 1") == (Rung(0.5), Rung(1))
-    assert Rung(0.5).memory_mib == 512 and Rung(0.5).label == "0.5G"
-    for bad in ("", "8,2", "2,2", "0,1", "two"):
+    assert parse_ladder("2,8:2,16:2,64:8") == DEFAULT_LADDER
+    assert parse_ladder(format_ladder(DEFAULT_LADDER)) == DEFAULT_LADDER
+    assert parse_ladder("0.5, 1") == (Rung(0.5, 448, 1), Rung(1, 896, 1))
+    assert Rung.for_machine(0.5).label == "0.5G"
+    for bad in ("", "8,2", "2,2", "0,1", "two", "2:x", "2:0"):
         with pytest.raises(ValueError):
             parse_ladder(bad)
 
@@ -154,9 +216,9 @@ def test_a_dataset_climbs_the_ladder_and_stops_at_the_top():
     assert run.max_rss_kb == 2048
 
 
-def test_start_failures_then_memory_then_success():
-    run = DatasetRun("ldfd01010", max_start_retries=1)
-    run.record(Attempt(run.rung, Outcome(None, "CannotStartContainerError: x")))
+def test_container_fault_then_memory_then_success():
+    run = DatasetRun("ldfd01010", max_container_retries=1)
+    run.record(Attempt(run.rung, Outcome(None, "DockerTimeoutError: x")))
     assert run.rung.label == "2G" and not run.finished
     run.record(Attempt(run.rung, Outcome(34)))
     assert run.rung.label == "8G" and not run.finished

@@ -70,7 +70,7 @@ def test_worker_command_line(tmp_path):
     )
     rung = parse_ladder("2")[0]
     assert worker_argv("j8bt05njq", rung, settings, tmp_path) == [
-        sys.executable, "-m", "caldp.batch.limit", "as", str(2 << 30), "--",
+        sys.executable, "-m", "caldp.batch.limit", "as", str(1792 << 20), "--",
         "caldp-process", "j8bt05njq", f"file:{tmp_path / 'inputs' / 'j8bt05njq'}", "none",
         "caldp-config-local",
     ]  # fmt: skip
@@ -130,7 +130,9 @@ def test_memory_failure_under_a_real_limit_is_retried_higher(tmp_path, monkeypat
 
 
 def test_a_worker_that_cannot_start_is_retried_on_the_same_rung(tmp_path):
-    settings = LocalSettings(command=[str(tmp_path / "no-such-caldp-process")], max_start_retries=2)
+    settings = LocalSettings(
+        command=[str(tmp_path / "no-such-caldp-process")], max_container_retries=2
+    )
     (run,) = run_locally(["o4er06llq"], 2, settings, base=tmp_path)
     assert [a.rung.label for a in run.attempts] == ["2G", "2G", "2G"]
     assert run.decision.action is Action.FAILED and run.exit_code is None

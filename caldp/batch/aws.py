@@ -7,14 +7,15 @@ machines of that size); a job runs exactly the contract's command::
      "caldp-config-aws"]
 
 built from ``Ref::`` parameters of the job definition, with the rung's memory and
-vCPUs given as ``resourceRequirements`` overrides.
+vCPUs given as ``resourceRequirements`` overrides.  The job is named after the
+dataset, as CALCLOUD names it and as its dashboard parses it.  A job an operator
+cancelled ends the dataset in ``messages/terminated-<ds>``, as CALCLOUD ends it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Any
 
 from caldp.batch.decisions import (
     DEFAULT_LADDER,
-    DEFAULT_MAX_START_RETRIES,
+    DEFAULT_MAX_CONTAINER_RETRIES,
     Action,
     Attempt,
     DatasetRun,
@@ -98,10 +99,10 @@ def resource_overrides(rung: Rung) -> dict[str, Any]:
     }
 
 
-def job_name(dataset: str, rung: Rung, attempt: int) -> str:
-    """A Batch job name (letters, digits, ``-``, ``_``; at most 128 characters)."""
-    raw = f"caldp-{dataset}-{rung.label.lower()}-{attempt}"
-    return re.sub(r"[^A-Za-z0-9_-]", "_", raw)[:128]
+def job_name(dataset: str) -> str:
+    """The Batch job name of a dataset's jobs: the dataset name itself (every caldp
+    dataset name is a valid job name: letters, digits, ``-`` and ``_``)."""
+    return dataset
 
 
 def default_queues(prefix: str, ladder: Sequence[Rung]) -> tuple[str, ...]:
@@ -110,20 +111,16 @@ def default_queues(prefix: str, ladder: Sequence[Rung]) -> tuple[str, ...]:
 
 
 def outcome_from_job(job: Mapping[str, Any]) -> Outcome:
-    """The outcome of a finished job from its DescribeJobs entry."""
+    """The outcome of a finished job from its DescribeJobs entry: the container's exit
+    code and reason (of the job, else of its last attempt) and the job's status reason."""
     if job.get("status") == "SUCCEEDED":
         return Outcome(0)
     container = job.get("container") or {}
     attempts = job.get("attempts") or []
     last = (attempts[-1].get("container") or {}) if attempts else {}
-    code = container.get("exitCode")
-    if code is None:
-        code = last.get("exitCode")
-    reasons = []
-    for text in (container.get("reason"), last.get("reason"), job.get("statusReason")):
-        if text and text not in reasons:
-            reasons.append(text)
-    return Outcome(None if code is None else int(code), "; ".join(reasons))
+    code = container.get("exitCode", last.get("exitCode"))
+    reason = container.get("reason") or last.get("reason") or ""
+    return Outcome(None if code is None else int(code), reason, job.get("statusReason") or "")
 
 
 def _seconds(job: Mapping[str, Any]) -> float | None:
@@ -141,7 +138,7 @@ class BatchSettings:
     ladder: Sequence[Rung] = DEFAULT_LADDER
     config: str = "caldp-config-aws"
     poll_seconds: float = 30.0
-    max_start_retries: int = DEFAULT_MAX_START_RETRIES
+    max_container_retries: int = DEFAULT_MAX_CONTAINER_RETRIES
 
     def __post_init__(self) -> None:
         if len(self.queues) != len(self.ladder):
@@ -152,6 +149,31 @@ class BatchSettings:
 
 
 SubmitHook = Callable[[DatasetRun, str, str], None]
+EndHook = Callable[[DatasetRun], None]
+
+# The state messages a dataset can have (caldp's and CALCLOUD's), removed when a
+# cancelled dataset is marked terminated: a dataset has one state at a time.
+STATE_MESSAGES = (
+    "submit-{ds}",
+    "placed-{ds}",
+    "processing-{ds}",
+    "processed-{ds}.trigger",
+    "error-{ds}",
+    "rescue-{ds}",
+    "cancel-{ds}",
+    "clean-{ds}",
+)
+
+
+def mark_terminated(s3: Any, bucket: str, dataset: str) -> str:
+    """End a cancelled dataset as CALCLOUD does: its other state messages removed,
+    ``messages/terminated-<ds>`` written.  Returns the new message's key."""
+    for state in STATE_MESSAGES:
+        s3.delete_object(Bucket=bucket, Key=f"messages/{state.format(ds=dataset)}")
+    key = f"messages/terminated-{dataset}"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"")
+    log.warning("%s: cancelled by an operator: s3://%s/%s", dataset, bucket, key)
+    return key
 
 
 def submit(client: Any, run: DatasetRun, settings: BatchSettings) -> tuple[str, str]:
@@ -159,7 +181,7 @@ def submit(client: Any, run: DatasetRun, settings: BatchSettings) -> tuple[str, 
     rung = run.rung
     queue = settings.queues[run.rung_index]
     response = client.submit_job(
-        jobName=job_name(run.dataset, rung, len(run.attempts) + 1),
+        jobName=job_name(run.dataset),
         jobQueue=queue,
         jobDefinition=settings.job_definition,
         parameters=job_parameters(run.dataset, settings.bucket, settings.config),
@@ -176,13 +198,15 @@ def run_on_batch(
     settings: BatchSettings,
     on_submitted: SubmitHook | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    on_terminated: EndHook | None = None,
 ) -> list[DatasetRun]:
     """Submit every dataset on the first rung, follow the jobs, resubmit by the retry table.
 
     Returns one :class:`DatasetRun` per dataset, in the order given.
-    ``on_submitted(run, job_id, queue)`` is called after each submission.
+    ``on_submitted(run, job_id, queue)`` is called after each submission, and
+    ``on_terminated(run)`` when an operator cancelled a dataset's job.
     """
-    runs = [DatasetRun(ds, settings.ladder, settings.max_start_retries) for ds in datasets]
+    runs = [DatasetRun(ds, settings.ladder, settings.max_container_retries) for ds in datasets]
     pending: dict[str, tuple[DatasetRun, str]] = {}
 
     def launch(run: DatasetRun) -> None:
@@ -212,6 +236,9 @@ def run_on_batch(
                 _finish(run, job, job_id, queue)
                 if run.decision is not None and run.decision.action.is_retry:
                     launch(run)
+                elif run.decision is not None and run.decision.action is Action.TERMINATED:
+                    if on_terminated is not None:
+                        on_terminated(run)
         for job_id in [i for i in ids if i not in seen and i in pending]:
             misses[job_id] = misses.get(job_id, 0) + 1
             if misses[job_id] < MISSING_POLLS:

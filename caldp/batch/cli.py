@@ -10,18 +10,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from caldp.batch import decisions
-from caldp.batch.decisions import DatasetRun, format_summary, parse_ladder
+from caldp.batch.decisions import DatasetRun, format_ladder, format_summary, parse_ladder
 
 log = logging.getLogger("caldp.batch")
 
 EPILOG = """\
-retry table (from caldp-process exit codes alone):
+retry table (as CALCLOUD's batch-event handler decides):
   0                   done
+  status reason "Operator cancelled"
+                      terminated: messages/terminated-<ds>, no retry
   31 32 33 34         memory: resubmitted on the next rung of the ladder
                       (a container killed for memory counts as 33)
-  container or worker could not start (no exit code)
-                      retried on the same rung, at most --start-retries times
+  container reason CannotInspectContainer or DockerTimeoutError (any exit code;
+  locally: the worker could not start)
+                      retried on the same rung, at most --container-retries times
   anything else       reported as an error
+
+ladder: machine sizes in GiB with their vCPUs; each job asks for the machine's
+memory less 128 MiB per GiB, which ECS keeps (2G: 1792 MiB, ... 64G: 57344 MiB).
 
 exit status: 0 when every dataset succeeded, 1 when some failed, 2 for a bad command line.
 """
@@ -65,16 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ladder",
-        default=",".join(str(g) for g in decisions.DEFAULT_LADDER_GB),
-        help="memory rungs in GB (default: %(default)s)",
+        default=format_ladder(decisions.DEFAULT_LADDER),
+        help="memory rungs: machine GiB[:vCPUs], increasing (default: %(default)s)",
     )
     p.add_argument(
-        "--start-retries",
+        "--container-retries",
         type=int,
-        default=decisions.DEFAULT_MAX_START_RETRIES,
+        default=decisions.DEFAULT_MAX_CONTAINER_RETRIES,
         metavar="N",
-        help="retries on the same rung when a container or worker cannot start "
-        "(default: %(default)s)",
+        help="retries on the same rung after a container fault, or locally a worker that "
+        "could not start (default: %(default)s)",
     )
     p.add_argument(
         "--config",
@@ -150,7 +156,7 @@ def _run_local(args: argparse.Namespace, datasets: list[str], ladder) -> list[Da
         config=args.config or "caldp-config-onsite",
         workdir=Path(args.workdir),
         ladder=ladder,
-        max_start_retries=args.start_retries,
+        max_container_retries=args.container_retries,
         rlimit=args.rlimit,
     )
     return run_locally(datasets, args.local, settings)
@@ -163,11 +169,13 @@ def _run_aws(args: argparse.Namespace, datasets: list[str], ladder) -> list[Data
         BatchSettings,
         default_queues,
         image_tag,
+        mark_terminated,
         register_job_definition,
         run_on_batch,
     )
 
     client = boto3.client("batch", endpoint_url=args.endpoint_url or None)
+    s3 = boto3.client("s3", endpoint_url=args.endpoint_url or None)
     job_definition = args.job_definition
     if args.register_image:
         env = {name: os.environ.get(name, "") for name in ("CRDSBUCKET", "AWSYSVER")}
@@ -190,9 +198,14 @@ def _run_aws(args: argparse.Namespace, datasets: list[str], ladder) -> list[Data
         ladder=ladder,
         config=args.config or "caldp-config-aws",
         poll_seconds=args.poll,
-        max_start_retries=args.start_retries,
+        max_container_retries=args.container_retries,
     )
-    return run_on_batch(datasets, client, settings)
+    return run_on_batch(
+        datasets,
+        client,
+        settings,
+        on_terminated=lambda run: mark_terminated(s3, args.bucket, run.dataset),
+    )
 
 
 def _caldp_version() -> str:
@@ -220,8 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         sys.stderr.write("caldp-batch: error: no datasets given\n")
         return 2
-    if args.start_retries < 0:
-        sys.stderr.write("caldp-batch: error: --start-retries must be 0 or more\n")
+    if args.container_retries < 0:
+        sys.stderr.write("caldp-batch: error: --container-retries must be 0 or more\n")
         return 2
     try:
         return _run(args, datasets, ladder)

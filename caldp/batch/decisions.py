@@ -1,66 +1,76 @@
 """The retry table shared by the AWS Batch and local runners, and the summary table.
 
-The decision is made from the outcome of one attempt alone: the exit code of
-caldp-process and, when there is no exit code or the runtime killed the job,
-the runtime's reason text (an AWS Batch container or status reason).
+The decision is made from the outcome of one attempt alone, as CALCLOUD's
+batch-event handler makes it: the exit code of caldp-process, the container's
+reason and the job's status reason (AWS Batch's ``container.reason`` and
+``statusReason``).  The ladder and the limits are data: ``ladder.json``.
 
 =====================================  ==================================================
 outcome                                action
 =====================================  ==================================================
 exit 0                                 done
-exit 31, 32, 33, 34 (memory)           next rung of the memory ladder; on the last rung:
-                                       failed
-runtime out-of-memory kill             same as exit 33 CONTAINER_MEMORY_ERROR
-(reason ``OutOfMemoryError...``)
-no exit code, the container or the     same rung again, at most ``max_start_retries``
-worker could not start (reasons in     times for the dataset; then failed
-``START_FAILURE_REASONS``)
+status reason ``Operator cancelled``   terminated, no retry
+exit 31, 32, 33, 34 (memory), or a     next rung of the memory ladder, at most
+container reason ``OutOfMemoryError:   ``max_memory_retries`` times; on the last rung:
+Container killed``                     failed (a runtime kill is reported as 33)
+container reason                       same rung again, whatever the exit code, at most
+``CannotInspectContainer`` or          ``max_container_retries`` times for the dataset;
+``DockerTimeoutError`` (the local      then failed
+pool's ``WorkerStartError``)
 anything else (1, 2, 21-28, 40, 41,    failed, no retry
-signals, unknown codes, no exit code
-without a known reason)
+143, other signals, unknown codes)
 =====================================  ==================================================
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import signal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
 
 from caldp.exit_codes import ExitCode
 
 MEMORY_CODES = frozenset(int(c) for c in ExitCode if c.is_memory_error)
 
-# AWS Batch / ECS reasons meaning the container never ran, and the local pool's
-# reason for a worker process that could not be started.
-START_FAILURE_REASONS = (
-    "CannotStartContainerError",
-    "CannotCreateContainerError",
-    "CannotPullContainerError",
-    "CannotInspectContainerError",
-    "DockerTimeoutError",
-    "ResourceInitializationError",
-    "Task failed to start",
-    "WorkerStartError",
-)
-# The container runtime's reason for a container killed for exceeding its memory.
-OUT_OF_MEMORY_REASONS = ("OutOfMemoryError",)
+# The local pool's reason for a worker process that could not be started: retried on
+# the same rung like the container faults of AWS Batch.
+WORKER_START_ERROR = "WorkerStartError"
 
-DEFAULT_LADDER_GB = (2, 8, 16, 64)
-DEFAULT_MAX_START_RETRIES = 2
+
+def _load_table() -> dict[str, Any]:
+    text = resources.files("caldp.batch").joinpath("ladder.json").read_text()
+    return json.loads(text)
+
+
+TABLE = _load_table()
+ECS_RESERVED_MIB_PER_GIB: int = TABLE["ecs_reserved_mib_per_gib"]
+MAX_MEMORY_RETRIES: int = TABLE["max_memory_retries"]
+DEFAULT_MAX_CONTAINER_RETRIES: int = TABLE["max_container_retries"]
+OUT_OF_MEMORY_REASONS: tuple[str, ...] = tuple(TABLE["out_of_memory_reasons"])
+CONTAINER_RETRY_REASONS: tuple[str, ...] = (
+    *TABLE["container_retry_reasons"],
+    WORKER_START_ERROR,
+)
+OPERATOR_CANCEL_REASONS: tuple[str, ...] = tuple(TABLE["operator_cancel_reasons"])
 
 
 @dataclass(frozen=True)
 class Rung:
-    """One step of the memory ladder: a memory size (and the vCPUs asked for on AWS)."""
+    """One step of the memory ladder: the machine size in GiB, the memory the job asks
+    for (the machine's less what ECS keeps) and the vCPUs."""
 
-    gigabytes: float
+    gib: float
+    memory_mib: int
     vcpus: int = 1
 
-    @property
-    def memory_mib(self) -> int:
-        return int(round(self.gigabytes * 1024))
+    @classmethod
+    def for_machine(cls, gib: float, vcpus: int = 1) -> Rung:
+        """A rung for a machine of ``gib`` GiB, leaving ECS its share of every GiB."""
+        return cls(gib, int(round(gib * (1024 - ECS_RESERVED_MIB_PER_GIB))), vcpus)
 
     @property
     def memory_bytes(self) -> int:
@@ -68,30 +78,56 @@ class Rung:
 
     @property
     def label(self) -> str:
-        value = int(self.gigabytes) if float(self.gigabytes).is_integer() else self.gigabytes
+        value = int(self.gib) if float(self.gib).is_integer() else self.gib
         return f"{value}G"
 
 
-DEFAULT_LADDER = tuple(Rung(gb) for gb in DEFAULT_LADDER_GB)
+DEFAULT_LADDER = tuple(
+    Rung(rung["gib"], rung["memory_mib"], rung["vcpus"]) for rung in TABLE["rungs"]
+)
+
+
+def format_ladder(ladder: Sequence[Rung]) -> str:
+    """The ``--ladder`` text of ``ladder``: ``2,8:2,16:2,64:8``."""
+    return ",".join(
+        rung.label[:-1] + (f":{rung.vcpus}" if rung.vcpus != 1 else "") for rung in ladder
+    )
 
 
 def parse_ladder(text: str) -> tuple[Rung, ...]:
-    """``"2,8,16,64"`` -> rungs of 2, 8, 16 and 64 GB (strictly increasing, positive)."""
-    try:
-        sizes = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ValueError(f"memory ladder {text!r}: expected GB numbers like 2,8,16,64") from None
-    if not sizes:
+    """``"2,8:2,16:2,64:8"`` -> machines of 2, 8, 16 and 64 GiB with 1, 2, 2 and 8 vCPUs.
+
+    Sizes are GiB, strictly increasing and positive; ``:N`` gives the vCPUs (default 1).
+    Each rung asks for the machine's memory less what ECS keeps.
+    """
+    rungs = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        size, _, cpus = part.partition(":")
+        try:
+            rung = Rung.for_machine(float(size), int(cpus) if cpus else 1)
+        except ValueError:
+            raise ValueError(
+                f"memory ladder {text!r}: expected GiB sizes with optional vCPUs, "
+                "like 2,8:2,16:2,64:8"
+            ) from None
+        rungs.append(rung)
+    if not rungs:
         raise ValueError("the memory ladder is empty")
+    sizes = [r.gib for r in rungs]
     if any(s <= 0 for s in sizes) or any(b <= a for a, b in zip(sizes, sizes[1:], strict=False)):
         raise ValueError(f"memory ladder {text!r}: sizes must be positive and increasing")
-    return tuple(Rung(s) for s in sizes)
+    if any(r.vcpus < 1 for r in rungs):
+        raise ValueError(f"memory ladder {text!r}: vCPUs must be at least 1")
+    return tuple(rungs)
 
 
 class Kind(enum.Enum):
     SUCCESS = "success"
     MEMORY = "memory"
-    START_FAILURE = "start-failure"
+    CONTAINER_FAULT = "container-fault"
+    CANCELLED = "cancelled"
     ERROR = "error"
 
 
@@ -99,6 +135,7 @@ class Action(enum.Enum):
     DONE = "done"
     RETRY_MORE_MEMORY = "retry-more-memory"
     RETRY_SAME_RUNG = "retry-same-rung"
+    TERMINATED = "terminated"
     FAILED = "failed"
 
     @property
@@ -108,13 +145,15 @@ class Action(enum.Enum):
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one attempt ended: an exit code (``None`` if the process gave none) and a reason.
+    """How one attempt ended: an exit code (``None`` if the process gave none), the
+    container's reason and the job's status reason.
 
     A process killed by signal N has exit code 128+N, as the container runtime reports it.
     """
 
     exit_code: int | None
     reason: str = ""
+    status_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -142,27 +181,29 @@ def exit_name(code: int | None) -> str:
     return "UNKNOWN"
 
 
-def _matches(reason: str, prefixes: Iterable[str]) -> str | None:
+def _starts_with(reason: str, prefixes: Iterable[str]) -> str | None:
     for prefix in prefixes:
-        if reason.startswith(prefix) or f" {prefix}" in reason or f":{prefix}" in reason:
+        if reason.startswith(prefix):
             return prefix
     return None
 
 
 def classify(outcome: Outcome) -> tuple[Kind, int | None, str]:
     """The kind of an outcome, the exit code to report and its name."""
-    code, reason = outcome.exit_code, outcome.reason.strip()
+    code = outcome.exit_code
+    reason, status = outcome.reason.strip(), outcome.status_reason.strip()
     if code == ExitCode.SUCCESS:
         return Kind.SUCCESS, 0, ExitCode.SUCCESS.name
+    if _starts_with(status, OPERATOR_CANCEL_REASONS):
+        return Kind.CANCELLED, code, "OPERATOR_CANCELLED"
     if code in MEMORY_CODES:
         return Kind.MEMORY, code, exit_name(code)
-    if _matches(reason, OUT_OF_MEMORY_REASONS):
+    if _starts_with(reason, OUT_OF_MEMORY_REASONS):
         code = int(ExitCode.CONTAINER_MEMORY_ERROR)
         return Kind.MEMORY, code, exit_name(code)
-    if code is None:
-        prefix = _matches(reason, START_FAILURE_REASONS)
-        if prefix:
-            return Kind.START_FAILURE, None, prefix
+    prefix = _starts_with(reason, CONTAINER_RETRY_REASONS)
+    if prefix:
+        return Kind.CONTAINER_FAULT, code, prefix
     return Kind.ERROR, code, exit_name(code)
 
 
@@ -170,26 +211,29 @@ def decide(
     outcome: Outcome,
     rung_index: int,
     rungs: int,
-    start_failures: int,
-    max_start_retries: int = DEFAULT_MAX_START_RETRIES,
+    container_faults: int,
+    max_container_retries: int = DEFAULT_MAX_CONTAINER_RETRIES,
 ) -> Decision:
     """What to do after an attempt on rung ``rung_index`` (of ``rungs``) ended with ``outcome``.
 
-    ``start_failures`` counts the dataset's earlier attempts that could not start.
+    ``container_faults`` counts the dataset's earlier attempts ended by a container fault;
+    ``rung_index`` is also the number of memory retries so far.
     """
     kind, code, name = classify(outcome)
-    reason = outcome.reason.strip()
+    reason = "; ".join(r for r in (outcome.reason.strip(), outcome.status_reason.strip()) if r)
     if kind is Kind.SUCCESS:
         return Decision(Action.DONE, kind, code, name)
+    if kind is Kind.CANCELLED:
+        return Decision(Action.TERMINATED, kind, code, name, reason)
     if kind is Kind.MEMORY:
-        if rung_index + 1 < rungs:
+        if rung_index + 1 < rungs and rung_index < MAX_MEMORY_RETRIES:
             return Decision(Action.RETRY_MORE_MEMORY, kind, code, name, "memory: next rung")
         return Decision(Action.FAILED, kind, code, name, "out of memory on the largest rung")
-    if kind is Kind.START_FAILURE:
-        if start_failures < max_start_retries:
+    if kind is Kind.CONTAINER_FAULT:
+        if container_faults < max_container_retries:
             return Decision(Action.RETRY_SAME_RUNG, kind, code, name, reason)
-        tries = start_failures + 1
-        return Decision(Action.FAILED, kind, code, name, f"could not start in {tries} tries")
+        tries = container_faults + 1
+        return Decision(Action.FAILED, kind, code, name, f"container faults in {tries} tries")
     why = reason or (ExitCode(code).description if name in ExitCode.__members__ else "")
     return Decision(Action.FAILED, kind, code, name, why)
 
@@ -213,9 +257,9 @@ class DatasetRun:
 
     dataset: str
     ladder: Sequence[Rung] = DEFAULT_LADDER
-    max_start_retries: int = DEFAULT_MAX_START_RETRIES
+    max_container_retries: int = DEFAULT_MAX_CONTAINER_RETRIES
     rung_index: int = 0
-    start_failures: int = 0
+    container_faults: int = 0
     attempts: list[Attempt] = field(default_factory=list)
     decision: Decision | None = None
 
@@ -238,11 +282,11 @@ class DatasetRun:
             attempt.outcome,
             self.rung_index,
             len(self.ladder),
-            self.start_failures,
-            self.max_start_retries,
+            self.container_faults,
+            self.max_container_retries,
         )
-        if decision.kind is Kind.START_FAILURE:
-            self.start_failures += 1
+        if decision.kind is Kind.CONTAINER_FAULT:
+            self.container_faults += 1
         if decision.action is Action.RETRY_MORE_MEMORY:
             self.rung_index += 1
         self.decision = decision

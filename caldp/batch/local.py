@@ -26,7 +26,8 @@ from pathlib import Path
 
 from caldp.batch.decisions import (
     DEFAULT_LADDER,
-    DEFAULT_MAX_START_RETRIES,
+    DEFAULT_MAX_CONTAINER_RETRIES,
+    WORKER_START_ERROR,
     Action,
     Attempt,
     DatasetRun,
@@ -62,7 +63,7 @@ class LocalSettings:
     config: str = "caldp-config-onsite"
     workdir: Path = Path("caldp-batch-work")
     ladder: Sequence[Rung] = DEFAULT_LADDER
-    max_start_retries: int = DEFAULT_MAX_START_RETRIES
+    max_container_retries: int = DEFAULT_MAX_CONTAINER_RETRIES
     rlimit: str = "as"
     command: Sequence[str] | None = None  # default: process_command()
     environment: Mapping[str, str] = field(default_factory=dict)  # added to os.environ
@@ -105,7 +106,7 @@ def run_attempt(run: DatasetRun, settings: LocalSettings, base: Path) -> Attempt
     env.pop("CALDP_HOME", None)  # caldp-process keeps its working copies in the attempt folder
     program = (settings.command or process_command())[0]
     if shutil.which(program, path=env.get("PATH")) is None:
-        reason = f"WorkerStartError: command not found: {program}"
+        reason = f"{WORKER_START_ERROR}: command not found: {program}"
         return Attempt(rung, Outcome(None, reason), log=str(logfile))
     log.info("%s: attempt %d on %s in %s", run.dataset, number, rung.label, folder)
     started = time.monotonic()
@@ -115,7 +116,7 @@ def run_attempt(run: DatasetRun, settings: LocalSettings, base: Path) -> Attempt
                 argv, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
             )
     except OSError as exc:
-        return Attempt(rung, Outcome(None, f"WorkerStartError: {exc}"), log=str(logfile))
+        return Attempt(rung, Outcome(None, f"{WORKER_START_ERROR}: {exc}"), log=str(logfile))
     try:
         _pid, status, usage = os.wait4(proc.pid, 0)
     except BaseException:
@@ -136,7 +137,7 @@ def run_attempt(run: DatasetRun, settings: LocalSettings, base: Path) -> Attempt
 
 def run_dataset(dataset: str, settings: LocalSettings, base: Path) -> DatasetRun:
     """Every attempt of one dataset, up the ladder as the retry table says."""
-    run = DatasetRun(dataset, settings.ladder, settings.max_start_retries)
+    run = DatasetRun(dataset, settings.ladder, settings.max_container_retries)
     while True:
         attempt = run_attempt(run, settings, base)
         rung = attempt.rung
