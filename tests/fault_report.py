@@ -1,4 +1,6 @@
-"""Pytest plugin: prints the fault matrix of tests/test_faults.py in the terminal summary.
+"""Pytest plugin: prints the fault matrix of tests/test_faults.py in the terminal summary,
+and under it the faults that are not a (step, fault) pair, each a test marked
+``@pytest.mark.fault(fault, promise)``.
 
 The test module declares the layout (rows = steps, columns = fault kinds, and
 the pairs that are absent with the reason); each case records the exit code
@@ -77,9 +79,55 @@ class Matrix:
 MATRIX = Matrix()
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001
-    if not MATRIX.cells:
+@dataclass
+class Fault:
+    """A fault outside the matrix (a race, a leftover, a leak) and what caldp promises."""
+
+    fault: str
+    promise: str
+    outcome: str = "?"  # passed | failed | skipped | ? (not run)
+
+
+FAULTS: dict[str, Fault] = {}  # test node id -> its fault
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "fault(fault, promise): a fault outside the step matrix, listed under it"
+    )
+
+
+def pytest_collection_modifyitems(session, config, items):  # noqa: ARG001
+    for item in items:
+        marker = item.get_closest_marker("fault")
+        if marker is not None:
+            FAULTS[item.nodeid] = Fault(*marker.args)
+
+
+def pytest_runtest_logreport(report):
+    fault = FAULTS.get(report.nodeid)
+    if fault is None:
         return
-    terminalreporter.write_sep("=", "fault matrix (step x fault -> exit code)")
-    for line in MATRIX.lines():
-        terminalreporter.write_line(line)
+    if report.failed:
+        fault.outcome = "failed"
+    elif report.skipped and fault.outcome == "?":
+        fault.outcome = "skipped"
+    elif report.when == "call" and report.passed and fault.outcome == "?":
+        fault.outcome = "passed"
+
+
+def fault_lines(faults: list[Fault]) -> list[str]:
+    width = max(len(f.fault) for f in faults)
+    return [f"{f.outcome:<7} {f.fault.ljust(width)}  {f.promise}" for f in faults]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001
+    if MATRIX.cells:
+        terminalreporter.write_sep("=", "fault matrix (step x fault -> exit code)")
+        for line in MATRIX.lines():
+            terminalreporter.write_line(line)
+    ran = [f for f in FAULTS.values() if f.outcome != "?"]
+    if ran:
+        terminalreporter.write_sep("=", "faults beyond the matrix (outcome, fault, promise)")
+        for line in fault_lines(ran):
+            terminalreporter.write_line(line)

@@ -184,3 +184,23 @@ def test_two_datasets_at_once_into_one_output(pipeline_env, monkeypatch):
     assert not (Path(os.environ["CALDP_HOME"]) / "caldp-work").exists() or not any(
         (Path(os.environ["CALDP_HOME"]) / "caldp-work").iterdir()
     )
+
+
+@pytest.mark.fault(
+    "a message write killed half-way; submit- from the orchestrator",
+    "the next run removes the .tmp file; processing- replaces submit-",
+)
+def test_processing_replaces_submit_and_removes_interrupted_message_writes(pipeline_env):
+    """The orchestrator's ``submit-`` goes when ``processing-`` comes (one state message per
+    dataset at a time); the temporary file of a message write killed half-way is removed
+    by the next run; other datasets' files and other states are left alone."""
+    tmp = pipeline_env
+    synthetic.make_dataset(tmp / "src", ASN)
+    folder = tmp / "out" / "messages"
+    folder.mkdir(parents=True)
+    kept = [f"placed-{ASN}", "submit-j8cb010c0", ".error-j8cb010c0.0123abcd.tmp"]
+    left = [f".processed-{ASN}.trigger.5f3e9a01.tmp", f".error-{ASN}.deadbeef.tmp"]
+    for name in [f"submit-{ASN}", *kept, *left]:
+        (folder / name).write_text("earlier\n")
+    assert run(ASN, tmp / "src", tmp / "out") == 0
+    assert sorted(p.name for p in folder.iterdir()) == sorted([f"processed-{ASN}.trigger", *kept])

@@ -105,11 +105,19 @@ class Delivered:
     message_lines: list[str]
 
 
+def replaced_by_processing(dataset: str) -> tuple[str, ...]:
+    """The state messages that ``processing-<ds>`` replaces: the orchestrator's
+    ``submit-<ds>`` and an earlier run's final message (a dataset has one state
+    message at a time; ``placed-`` and the other orchestrator states are left alone)."""
+    return (f"submit-{dataset}", f"error-{dataset}", f"processed-{dataset}.trigger")
+
+
 class MessageBox(Protocol):
     """State files of CONTRACT section 5."""
 
     def start(self, dataset: str) -> None:
-        """Remove stale final messages of this dataset, then write ``processing-<ds>``."""
+        """Write ``processing-<ds>``, then remove the messages it replaces
+        (:func:`replaced_by_processing`)."""
 
     def finish(self, dataset: str, ok: bool, lines: list[str]) -> str:
         """Write ``processed-<ds>.trigger`` or ``error-<ds>``, remove ``processing-<ds>``."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import tarfile
 import uuid
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from caldp.datasets import Dataset
 from caldp.exit_codes import ExitCode
-from caldp.storage import Delivered, DeliveryPlan, Uri
+from caldp.storage import Delivered, DeliveryPlan, Uri, replaced_by_processing
 from caldp.storage.tarball import TarballError, extract_file
 from caldp.sysexit import CaldpError
 
@@ -50,8 +51,23 @@ def fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]:
 # ----------------------------------------------------------------------------- outputs
 
 
+TMP_SUFFIX_RE = re.compile(r"\.[0-9a-f]{8}\.tmp")
+
+
+def _tmp_path(path: Path) -> Path:
+    """Where :func:`_write_atomic` writes ``path`` before renaming it."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _is_tmp_of(candidate: Path, name: str) -> bool:
+    prefix = f".{name}"
+    return candidate.name.startswith(prefix) and bool(
+        TMP_SUFFIX_RE.fullmatch(candidate.name[len(prefix) :])
+    )
+
+
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = _tmp_path(path)
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
@@ -72,9 +88,18 @@ class FileMessageBox:
 
     def start(self, dataset: str) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        for stale in (f"error-{dataset}", f"processed-{dataset}.trigger"):
-            (self.folder / stale).unlink(missing_ok=True)
+        self._remove_interrupted_writes(dataset)
         _write_atomic(self.folder / f"processing-{dataset}", f"processing-{dataset}\n")
+        for name in replaced_by_processing(dataset):
+            (self.folder / name).unlink(missing_ok=True)
+
+    def _remove_interrupted_writes(self, dataset: str) -> None:
+        """Temporary files of this dataset's messages left by a run killed while writing one."""
+        names = (f"processing-{dataset}", *replaced_by_processing(dataset))
+        for path in self.folder.iterdir():
+            if any(_is_tmp_of(path, name) for name in names):
+                log.info("removing %s, left by an interrupted message write", path.name)
+                path.unlink(missing_ok=True)
 
     def finish(self, dataset: str, ok: bool, lines: list[str]) -> str:
         name = f"processed-{dataset}.trigger" if ok else f"error-{dataset}"

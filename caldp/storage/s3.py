@@ -40,7 +40,7 @@ from typing import Any
 
 from caldp.datasets import Dataset
 from caldp.exit_codes import ExitCode
-from caldp.storage import Delivered, DeliveryPlan, Uri
+from caldp.storage import Delivered, DeliveryPlan, Uri, replaced_by_processing
 from caldp.storage import tarball as tarball_mod
 from caldp.storage.s3_client import (
     boto_errors,
@@ -229,11 +229,11 @@ class S3MessageBox:
         )
 
     def start(self, dataset: str) -> None:
-        """Remove stale final messages of this dataset, then write ``processing-<ds>``."""
-        for stale in (f"error-{dataset}", f"processed-{dataset}.trigger"):
-            self._delete(stale)
+        """Write ``processing-<ds>``, then remove the messages it replaces."""
         self._put(f"processing-{dataset}", "")
         log.info("message %s", self.url(f"processing-{dataset}"))
+        for name in replaced_by_processing(dataset):
+            self._delete(name)
 
     def finish(self, dataset: str, ok: bool, lines: list[str]) -> str:
         """Write ``processed-<ds>.trigger`` (ok) or ``error-<ds>``, remove ``processing-<ds>``."""
