@@ -25,7 +25,14 @@ FAKE_AWS = {
 }
 
 
+TESTDATA_HELP = (
+    "the real HST files and offline CRDS cache the tests use; "
+    "README.rst, section 'Test data', says where each piece comes from"
+)
+
+
 def testdata_dir() -> Path | None:
+    """The real test data folder, or None when it is not available."""
     value = os.environ.get("CALDP_TESTDATA")
     if not value:
         return None
@@ -33,18 +40,34 @@ def testdata_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
-@pytest.fixture(scope="session")
-def testdata() -> Path:
-    """The real HST test data folder; tests that need it skip where it is not set."""
+def testdata_missing() -> str:
+    """Why the real test data are not available (for a skip)."""
+    value = os.environ.get("CALDP_TESTDATA")
+    if not value:
+        return f"CALDP_TESTDATA is not set ({TESTDATA_HELP})"
+    return f"CALDP_TESTDATA={value} is not a folder ({TESTDATA_HELP})"
+
+
+def require_testdata() -> Path:
+    """The real test data folder; skips the calling test, saying why, where it is missing."""
     path = testdata_dir()
     if path is None:
-        pytest.skip("CALDP_TESTDATA is not set (real HST test data and CRDS cache)")
+        pytest.skip(testdata_missing())
     return path
 
 
 @pytest.fixture(scope="session")
+def testdata() -> Path:
+    """The real HST test data folder; tests that need it skip where it is missing."""
+    return require_testdata()
+
+
+@pytest.fixture(scope="session")
 def crds_cache(testdata: Path) -> Path:
-    return testdata / "crds-cache"
+    path = testdata / "crds-cache"
+    if not path.is_dir():
+        pytest.skip(f"{path} is missing: the offline CRDS cache ({TESTDATA_HELP})")
+    return path
 
 
 def _free_port() -> int:

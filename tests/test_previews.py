@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 
@@ -14,13 +13,11 @@ from PIL import Image
 
 from caldp import previews
 from caldp.previews import colour, filters, images
+from tests.conftest import require_testdata
 
 
 def real_data() -> Path:
-    root = os.environ.get("CALDP_TESTDATA")
-    if not root:
-        pytest.skip("CALDP_TESTDATA is not set: the real HST test data are not available")
-    return Path(root)
+    return require_testdata()
 
 
 def jpeg(path: Path) -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -14,15 +13,13 @@ from PIL import Image
 
 from caldp import previews
 from caldp.previews import cli, spectra
+from tests.conftest import require_testdata
 
 COS_PRODUCTS = ("cos", "ldfd01010", "calcos-3.3.4")
 
 
 def cos_dir() -> Path:
-    root = os.environ.get("CALDP_TESTDATA")
-    if not root:
-        pytest.skip("CALDP_TESTDATA is not set: the real COS products are not available")
-    return Path(root).joinpath(*COS_PRODUCTS)
+    return require_testdata().joinpath(*COS_PRODUCTS)
 
 
 def rgb(path: Path) -> np.ndarray:
