@@ -41,7 +41,7 @@ def test_docker_context_builds_a_wheel(tmp_path):
             "wheel",
             "--no-deps",
             "--no-build-isolation",
-            "-q",
+            "-v",  # shows the build backend's warnings
             "-w",
             str(tmp_path / "dist"),
             ".",
@@ -51,6 +51,8 @@ def test_docker_context_builds_a_wheel(tmp_path):
         text=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    build_output = result.stdout + result.stderr
+    assert "deprecat" not in build_output.lower(), build_output[-3000:]
     wheel = next((tmp_path / "dist").glob("caldp-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "caldp/batch/job_definition.json" in names
@@ -60,3 +62,8 @@ def test_docker_context_builds_a_wheel(tmp_path):
         name.endswith(".dist-info/licenses/LICENSE.rst") or name.endswith("/LICENSE.rst")
         for name in names
     ), names
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    headers = zipfile.ZipFile(wheel).read(metadata).decode()
+    assert "License-Expression: BSD-3-Clause" in headers
+    assert "License-File: LICENSE.rst" in headers
+    assert "Classifier: License ::" not in headers
