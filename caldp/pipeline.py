@@ -26,7 +26,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from caldp import __version__, bestrefs, delivery, envfile, headers, inputs, metrics, runner
+from caldp import (
+    __version__,
+    bestrefs,
+    delivery,
+    envfile,
+    folders,
+    headers,
+    inputs,
+    metrics,
+    runner,
+)
 from caldp import log as caldp_log
 from caldp.config import Profile, apply_profile
 from caldp.datasets import Dataset
@@ -90,10 +100,6 @@ def fetch_module(uri: Uri):
     else:
         from caldp.storage import astroquery as module
     return module
-
-
-def work_base() -> Path:
-    return Path(os.environ.get("CALDP_HOME") or os.getcwd()).expanduser()
 
 
 @contextmanager
@@ -367,16 +373,6 @@ class Run:
         )
 
 
-def prepare_work_dir(dataset: Dataset) -> Path:
-    """A fresh working folder for this dataset (a previous run's is replaced)."""
-    work = work_base() / "caldp-work" / dataset.name
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    (work / "logs").mkdir()
-    return work
-
-
 @functools.cache
 def _skip_final_collection() -> None:
     """At interpreter exit, freeze the heap: the exit then skips a last garbage collection
@@ -413,8 +409,13 @@ def process(request: Request) -> ExitCode:
         ["crds.bestrefs"] if handler_for(request.dataset).run_bestrefs else []
     )
     import_in_background(*heavy)
+    work = folders.work_dir(request.dataset)
     try:
-        work = prepare_work_dir(request.dataset)
+        folders.check_apart(request.dataset, request.input_uri, request.output_uri, work)
+        folders.prepare_work_dir(work)
+    except folders.FoldersError as exc:
+        log.error("%s", exc)
+        return ExitCode.CMDLINE_ERROR
     except OSError as exc:
         log.error("cannot create the working folder: %s", exc)
         return exit_status(exc) if exc.errno == 12 else ExitCode.GENERIC_ERROR
@@ -464,7 +465,7 @@ def process(request: Request) -> ExitCode:
         and request.output_uri.scheme != "none"
         and not os.environ.get("CALDP_KEEP_WORK")
     ):
-        shutil.rmtree(work, ignore_errors=True)
+        folders.remove_work_dir(work)
     return code
 
 
