@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shlex
 import shutil
 import sys
@@ -15,7 +14,7 @@ from caldp.config import DEFAULT_PROFILE, PROFILES, ProfileError, get_profile
 from caldp.datasets import DatasetNameError, parse
 from caldp.exit_codes import ExitCode, explain, table
 from caldp.storage import UriError, parse_input_uri, parse_output_uri
-from caldp.sysexit import SIMULATE_ENV
+from caldp.sysexit import SIMULATE_ENV, simulated_code
 
 log = logging.getLogger("caldp.cli")
 
@@ -135,11 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     caldp_log.setup_console(logging.DEBUG if args.verbose else logging.INFO)
     try:
-        if os.environ.get(SIMULATE_ENV, "").strip() == str(int(ExitCode.CMDLINE_ERROR)):
+        if simulated_code() == ExitCode.CMDLINE_ERROR:
             raise CommandLineError(f"simulated command-line error ({SIMULATE_ENV}=2)")
-        simulate = os.environ.get(SIMULATE_ENV, "").strip()
-        if simulate and (not simulate.isdigit() or int(simulate) not in set(ExitCode)):
-            raise CommandLineError(f"{SIMULATE_ENV}={simulate!r} is not a caldp exit code")
         dataset = parse(args.dataset)
         input_uri = parse_input_uri(args.input_uri)
         output_uri = parse_output_uri(args.output_uri)

@@ -51,6 +51,7 @@ from caldp.sysexit import (
     exit_on_exception,
     exit_status,
     flush_logs,
+    simulated_code,
 )
 
 log = logging.getLogger("caldp.pipeline")
@@ -150,7 +151,8 @@ class Run:
 
     def calibrate(self) -> None:
         ds = self.dataset
-        with self.step("check output", ExitCode.S3_UPLOAD_ERROR):
+        # =25 fails the delivery (below), as an upload failure would, not this check
+        with self.step("check output", ExitCode.S3_UPLOAD_ERROR, simulate=False):
             self.output.check()
             self.output_ok = True
             self.output.messages.start(ds.name)
@@ -159,7 +161,7 @@ class Run:
         with self.step("fetch", FETCH_CODES[scheme]):
             self.fetch(CONTENT_CODES[scheme])
 
-        if os.environ.get(SIMULATE_ENV, "").strip() == str(int(ExitCode.GENERIC_ERROR)):
+        if simulated_code() == ExitCode.GENERIC_ERROR:
             raise RuntimeError(f"simulated unbracketed error ({SIMULATE_ENV}=1)")
 
         with self.step("version keywords", CONTENT_CODES[scheme]):
@@ -176,11 +178,11 @@ class Run:
             self.make_previews()
 
     @contextmanager
-    def step(self, name: str, code: ExitCode) -> Iterator[None]:
+    def step(self, name: str, code: ExitCode, *, simulate: bool = True) -> Iterator[None]:
         log.info("step %s: start", name)
         start = time.monotonic()
         try:
-            with exit_on_exception(code, f"step {name} failed"):
+            with exit_on_exception(code, f"step {name} failed", simulate=simulate):
                 yield
         except BaseException:
             seconds = time.monotonic() - start
@@ -345,7 +347,9 @@ class Run:
             return code
         lines: list[str] = []
         try:
-            with exit_on_exception(ExitCode.S3_UPLOAD_ERROR, "preparing the delivery"):
+            with exit_on_exception(
+                ExitCode.S3_UPLOAD_ERROR, "preparing the delivery", simulate=False
+            ):
                 plan = self.plan(code)
             with self.step("deliver", ExitCode.S3_UPLOAD_ERROR):
                 lines = self.output.deliver(plan).message_lines
@@ -354,7 +358,7 @@ class Run:
                 code = exc.exit_code
                 self.write_metrics(code, process_start, disk)
         try:
-            with self.step("messages", ExitCode.S3_UPLOAD_ERROR):
+            with self.step("messages", ExitCode.S3_UPLOAD_ERROR, simulate=False):
                 where = self.output.messages.finish(
                     self.dataset.name, code == ExitCode.SUCCESS, lines
                 )
@@ -436,6 +440,9 @@ def process(request: Request) -> ExitCode:
             )
             for key, value in sorted(applied.items()):
                 log.info("profile sets %s=%s", key, value)
+            simulate = os.environ.get(SIMULATE_ENV, "").strip()
+            if simulate and simulated_code() is None:
+                log.warning("%s=%r is not a caldp exit code: ignored", SIMULATE_ENV, simulate)
             log.info("working folder %s", work)
             run = Run(request, handler_for(request.dataset), work, open_output(request.output_uri))
             try:

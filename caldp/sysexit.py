@@ -80,12 +80,20 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def simulated_code() -> ExitCode | None:
+    """The exit code ``CALDP_SIMULATE_ERROR`` asks for; None when it is unset or not a
+    caldp code (such a value is ignored, as the earlier implementation did)."""
+    value = os.environ.get(SIMULATE_ENV, "").strip()
+    if not value.isdigit() or int(value) not in ExitCode._value2member_map_:
+        return None
+    return ExitCode(int(value))
+
+
 def simulated_error(step_code: int) -> BaseException | None:
     """The error ``CALDP_SIMULATE_ERROR`` asks this step to raise, if any."""
-    value = os.environ.get(SIMULATE_ENV, "").strip()
-    if not value or not value.isdigit():
+    wanted = simulated_code()
+    if wanted is None:
         return None
-    wanted = int(value)
     step = ExitCode(step_code)
     if wanted == step and wanted not in (ExitCode.GENERIC_ERROR, ExitCode.SUCCESS):
         return RuntimeError(f"simulated error {step.value} {step.name} ({SIMULATE_ENV})")
@@ -102,9 +110,13 @@ def simulated_error(step_code: int) -> BaseException | None:
 
 
 @contextmanager
-def exit_on_exception(exit_code: int, *message: object) -> Iterator[None]:
-    """Map any exception raised in the block to ``exit_code`` (see :func:`classify`)."""
-    simulated = simulated_error(exit_code)
+def exit_on_exception(exit_code: int, *message: object, simulate: bool = True) -> Iterator[None]:
+    """Map any exception raised in the block to ``exit_code`` (see :func:`classify`).
+
+    ``simulate=False``: ``CALDP_SIMULATE_ERROR`` does not fail this block (for the
+    brackets that share their code with the step meant to fail).
+    """
+    simulated = simulated_error(exit_code) if simulate else None
     try:
         if simulated is not None:
             raise simulated

@@ -345,6 +345,35 @@ def test_simulated_errors(pipeline_env, monkeypatch, code, name):
     assert name in log
 
 
+def test_simulated_upload_error_still_writes_processing_and_a_final_message(
+    pipeline_env, monkeypatch
+):
+    """=25 fails the delivery, as an upload failure would: the output was checked and
+    ``processing-`` written first, and the run ends with ``error-``."""
+    tmp = pipeline_env
+    synthetic.make_dataset(tmp / "src", "j8cb01u1q")
+    monkeypatch.setenv("CALDP_SIMULATE_ERROR", "25")
+    out = tmp / "out"
+    assert run("j8cb01u1q", tmp / "src", out) == 25
+    assert messages(out) == ["error-j8cb01u1q"]
+    work_log = Path(os.environ["CALDP_HOME"]) / "caldp-work/j8cb01u1q/logs/process.txt"
+    text = work_log.read_text()
+    assert "step check output: done" in text
+    assert "step deliver: FAILED" in text and "simulated error 25" in text
+
+
+@pytest.mark.parametrize("value", ["99", "abc", "-3", "25x"])
+def test_a_simulated_error_that_is_not_a_caldp_code_is_ignored(pipeline_env, monkeypatch, value):
+    tmp = pipeline_env
+    synthetic.make_dataset(tmp / "src", "j8cb01u1q")
+    monkeypatch.setenv("CALDP_SIMULATE_ERROR", value)
+    out = tmp / "out"
+    assert run("j8cb01u1q", tmp / "src", out) == 0
+    assert messages(out) == ["processed-j8cb01u1q.trigger"]
+    text = (out / "data/acs/j8cb01u1q/logs/process.txt").read_text()
+    assert f"CALDP_SIMULATE_ERROR={value!r} is not a caldp exit code: ignored" in text
+
+
 @pytest.mark.parametrize("dataset, code", [("acs_8ph_01", 40), ("skycell-p2381x06y09", 41)])
 def test_simulated_mosaic_errors(pipeline_env, monkeypatch, dataset, code):
     tmp = pipeline_env
