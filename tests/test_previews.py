@@ -131,14 +131,87 @@ def test_dq_flagged_pixels_are_excluded_from_scaling_and_shown_neutral(tmp_path)
     assert abs(int(np.median(good)) - flagged.neutral) <= 2
 
 
-def test_saturated_pixels_are_neutral_and_not_scaled(tmp_path):
+def ring(mask: np.ndarray, width: int = 3) -> np.ndarray:
+    """The pixels within ``width`` of a mask, outside it."""
+    grown = mask.copy()
+    for _ in range(width):
+        step = grown.copy()
+        step[1:] |= grown[:-1]
+        step[:-1] |= grown[1:]
+        step[:, 1:] |= grown[:, :-1]
+        step[:, :-1] |= grown[:, 1:]
+        grown = step
+    return grown & ~mask
+
+
+def assert_cores_bright(rendered: images.Rendered, cores: np.ndarray) -> None:
+    """Saturated cores (FITS orientation) are white and brighter than their surroundings."""
+    shown = rendered.pixels[::-1]
+    assert np.all(shown[cores] == 255)
+    assert shown[ring(cores)].mean() < 250
+    assert shown[cores].mean() > shown[ring(cores)].mean() + 5
+
+
+@pytest.mark.parametrize("instrument", ["ACS", "WFC3"])
+@pytest.mark.parametrize("bit", [256, 2048])
+def test_saturated_star_cores_are_bright_and_not_scaled(tmp_path, instrument, bit):
+    """A star field with saturated cores, flagged as calacs/calwf3 flag them."""
+    image = sky((120, 120), seed=4)
+    dq = np.zeros_like(image, dtype=np.int16)
+    for y, x in ((30, 30), (80, 90), (95, 25)):
+        add_star(image, y, x, 2e4, sigma=3.0)
+    cores = image > 1.5e4
+    image[cores] = 1.5e4  # clipped where the detector saturated
+    dq[cores] = bit
+    dq[cores & (np.arange(120) % 2 == 0)] |= 4  # saturated pixels can carry other flags too
+    dq[50:53, 60:63] = 4  # a genuinely bad patch
+    path = write_chips(
+        tmp_path / "s_flt.fits", [{"sci": image, "dq": dq}], {"INSTRUME": instrument}
+    )
+    rendered = images.render_file(path)
+    assert cores.sum() > 20
+    assert_cores_bright(rendered, cores)
+    assert np.all(rendered.pixels[::-1][50:53, 60:63] == rendered.neutral)
+    # the saturated pixels are left out of the scaling, like every flagged pixel
+    without = image.copy()
+    without[dq != 0] = np.nan
+    clean = images.render_file(write_chips(tmp_path / "c_flt.fits", [{"sci": without}]))
+    assert rendered.low == pytest.approx(clean.low) and rendered.high == pytest.approx(clean.high)
+
+
+def test_saturation_bits_are_the_instruments(tmp_path):
+    """Other instruments' DQ bits mean other things: without a known INSTRUME, neutral."""
     image = sky((60, 60), seed=4)
     dq = np.zeros_like(image, dtype=np.int16)
     image[20:25, 20:25] = 9e4
-    dq[20:25, 20:25] = 256 | 4
+    dq[20:25, 20:25] = 256
     rendered = images.render_file(write_chips(tmp_path / "s_flt.fits", [{"sci": image, "dq": dq}]))
     assert np.all(rendered.pixels[::-1][20:25, 20:25] == rendered.neutral)
     assert rendered.high < 1000  # excluded from the scaling
+
+
+def test_real_star_field_keeps_its_saturated_cores(tmp_path):
+    """47 Tuc on ACS/HRC (j8bt05njq): the pixels the A-to-D converter saturated (raw
+    65535, which calacs flags 2048) are shown white, brighter than around them."""
+    raw = real_data() / "acs" / "j8bt05njq_raw.fits"
+    with fits.open(raw) as hdul:
+        counts = np.asarray(hdul["SCI"].data)
+        sci_header = hdul["SCI"].header.copy()
+        primary = hdul[0].header.copy()
+    cores = counts >= 65535
+    dq = np.where(cores, 2048, 0).astype(np.int16)
+    path = tmp_path / "j8bt05njq_flt.fits"
+    fits.HDUList(
+        [
+            fits.PrimaryHDU(header=primary),
+            fits.ImageHDU(counts.astype(np.float32), sci_header),
+            fits.ImageHDU(dq, fits.Header({"EXTNAME": "DQ", "EXTVER": 1})),
+        ]
+    ).writeto(path)
+    rendered = images.render_file(path)
+    assert cores.sum() == 380
+    assert_cores_bright(rendered, cores)
+    assert rendered.neutral < 60  # a dark sky: a neutral core would be a hole in a star
 
 
 def test_nan_constant_and_empty_images(tmp_path, caplog):

@@ -39,6 +39,9 @@ class Handler:
     randseed_suffixes: tuple[str, ...] = ()  # these raws get RANDSEED=1 (COS)
     not_delivered: tuple[str, ...] = ()  # suffixes never delivered (STIS _epc)
     mosaic: bool = False  # SVM/MVM: inputs are listed in <ds>_input.out
+    # DQ bits of pixels that received too much light (full well, A-to-D): real light,
+    # shown bright in previews rather than as bad pixels
+    saturation_dq: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -73,3 +76,9 @@ HANDLERS: dict[str, Handler] = _registry()
 
 def handler_for(dataset: Dataset) -> Handler:
     return HANDLERS[dataset.kind]
+
+
+def saturation_dq(instrume: str) -> int:
+    """The saturation DQ bits of the instrument named by a header's ``INSTRUME`` (0: none known)."""
+    name = instrume.strip().upper()
+    return next((h.saturation_dq for h in HANDLERS.values() if h.title.upper() == name), 0)

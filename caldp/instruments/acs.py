@@ -7,6 +7,7 @@ HANDLER = Handler(
     kind="acs",
     title="ACS",
     input_suffixes=("asn", "raw"),
+    saturation_dq=256 | 2048,  # full-well saturation, A-to-D saturation
     reference_variable="jref",
     stages=(
         Stage(

@@ -7,6 +7,8 @@ HANDLER = Handler(
     kind="wfc3",
     title="WFC3",
     input_suffixes=("asn", "raw"),
+    saturation_dq=256
+    | 2048,  # full-well saturation; UVIS A-to-D saturation, IR signal in zero read
     reference_variable="iref",
     stages=(
         Stage(

@@ -7,9 +7,13 @@ on the longer side), both derived from one reading of the file:
   the detector: chip 1 above chip 2 (extensions sorted by ``CCDCHIP``); the
   reads of a WFC3/IR ``ima`` file share one chip, so only its first (final) read
   is shown;
-* pixels flagged in DQ, non-finite pixels and drizzled pixels of zero weight
-  are excluded from the scaling and shown neutral (the display value of the
-  median good pixel), saturated ones included, as CONTRACT section 8 says;
+* saturated pixels (the DQ bits the instrument's handler names as saturation,
+  e.g. full well and A-to-D for ACS and WFC3) are real light: they are
+  excluded from the scaling and shown white, so that bright stars keep their
+  cores;
+* other pixels flagged in DQ, non-finite pixels and drizzled pixels of zero
+  weight are excluded from the scaling and shown neutral (the display value of
+  the median good pixel);
 * the scale keeps the central 99.5 % of the good pixels (the limits of
   ``astropy.visualization.PercentileInterval(99.5)``; beyond 4 million good
   pixels they are estimated from 4 million evenly spaced ones) and applies an
@@ -32,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from caldp import instruments
+
 log = logging.getLogger("caldp.previews")
 
 PERCENTILE = 99.5  # central fraction of the good pixels mapped onto the display range
@@ -40,7 +46,7 @@ ROWS_PER_BLOCK = 512
 MAX_SAMPLES = 4_000_000  # good pixels used for the percentiles (evenly spaced above this)
 JPEG_QUALITY = 85
 
-GOOD, INVALID = 0, 1
+GOOD, INVALID, SATURATED = 0, 1, 2
 
 
 @dataclass
@@ -52,6 +58,7 @@ class Chip:
     weight: Any = None
     ccdchip: int | None = None
     extver: int = 1
+    saturation_dq: int = 0  # DQ bits that mean saturated (shown white)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -67,7 +74,7 @@ class Rendered:
     low: float
     high: float
     good_pixels: int
-    codes: np.ndarray | None = None  # GOOD/INVALID per pixel (top-down), if kept
+    codes: np.ndarray | None = None  # GOOD/INVALID/SATURATED per pixel (top-down), if kept
 
 
 def base_name(path: Path) -> str:
@@ -98,6 +105,7 @@ def find_chips(hdul: Any) -> list[Chip]:
     if not sci_hdus:
         raise ValueError("no 2-D image in the file")
     primary_chip = hdul[0].header.get("CCDCHIP")
+    saturation = instruments.saturation_dq(str(hdul[0].header.get("INSTRUME", "")))
     chips: list[Chip] = []
     seen_chips: set[Any] = set()
     for hdu in sci_hdus:
@@ -112,7 +120,7 @@ def find_chips(hdul: Any) -> list[Chip]:
         seen_chips.add(key)
         dq = _companion(by_name.get(("DQ", extver)), hdu)
         weight = _companion(by_name.get(("WHT", extver)), hdu)
-        chips.append(Chip(hdu.data, dq, weight, ccdchip, extver))
+        chips.append(Chip(hdu.data, dq, weight, ccdchip, extver, saturation))
     return chips
 
 
@@ -143,11 +151,14 @@ def layout(chips: list[Chip]) -> tuple[int, int, list[Chip], list[int]]:
 
 
 def _classify(chip: Chip, rows: slice, block: np.ndarray) -> np.ndarray:
-    """GOOD / INVALID for one block of rows (block = native float32 copy)."""
+    """GOOD / INVALID / SATURATED for one block of rows (block = native float32 copy)."""
     finite = np.isfinite(block)
     codes = np.where(finite, GOOD, INVALID).astype(np.uint8)
     if chip.dq is not None:
-        codes[np.asarray(chip.dq[rows]) != 0] = INVALID
+        dq = np.asarray(chip.dq[rows])
+        codes[dq != 0] = INVALID
+        if chip.saturation_dq:
+            codes[(dq & chip.saturation_dq) != 0] = SATURATED
     if chip.weight is not None:
         codes[~(np.asarray(chip.weight[rows]) > 0)] = INVALID
     return codes
@@ -223,6 +234,7 @@ def render(chips: list[Chip], keep_codes: bool = False) -> Rendered:
             block_codes = codes[y0 + rows.start : y0 + rows.stop, :ncols]
             out = display(np.array(chip.sci[rows], dtype=np.float32))
             out[block_codes == INVALID] = neutral
+            out[block_codes == SATURATED] = 255
             flipped[y0 + rows.start : y0 + rows.stop, :ncols] = out
     return Rendered(
         pixels=pixels,
