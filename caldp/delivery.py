@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from caldp import log as caldp_log
 from caldp.datasets import Dataset
 from caldp.exit_codes import ExitCode
 from caldp.instruments import Handler
@@ -19,6 +20,7 @@ from caldp.storage import DeliveryPlan
 log = logging.getLogger("caldp.delivery")
 
 MOSAIC_EXTRA_PRODUCTS = (".txt", ".log", ".out")  # manifest, astrodrizzle.log, poller
+BINARY_SUFFIXES = (".fits", ".jpg", ".png", ".gz")
 PRODUCTS_DELIVERED = (ExitCode.SUCCESS, ExitCode.CREATE_PREVIEWS_ERROR)
 
 
@@ -68,3 +70,12 @@ def build_plan(
         log.warning("calibration produced no new files; delivering the inputs")
         plan.inputs_only = True
     return plan
+
+
+def redact_text_files(plan: DeliveryPlan) -> None:
+    """Redact credentials in every delivered text file the programs or the user wrote
+    (trailers, mosaic logs and manifests, the env file), as the logs are redacted line
+    by line when written.  The files are caldp's copies in the working folder."""
+    for path in (*plan.products, *plan.previews, *plan.env_files):
+        if not path.name.endswith(BINARY_SUFFIXES) and caldp_log.redact_file(path):
+            log.info("credentials redacted in %s", path.name)

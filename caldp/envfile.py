@@ -11,6 +11,7 @@ import logging
 import re
 from pathlib import Path
 
+from caldp import log as caldp_log
 from caldp.bestrefs import REFERENCE_VARIABLES
 
 log = logging.getLogger("caldp.envfile")
@@ -52,4 +53,5 @@ def read(path: Path) -> dict[str, str]:
         values[key] = value
     if values:
         log.info("%s sets %s for the calibration programs", path.name, ", ".join(sorted(values)))
+    caldp_log.add_secrets(values)  # a password set here is redacted like one in the environment
     return values

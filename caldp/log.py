@@ -1,7 +1,9 @@
 """Logging, configured once: console at INFO, and DEBUG files kept beside the outputs.
 
 Every handler redacts secrets: the values of environment variables whose names
-say they hold credentials, and anything shaped like an AWS access key.
+say they hold credentials, values registered with :func:`add_secrets` (those of
+the dataset's env file), and anything shaped like an AWS access key.
+:func:`redact_file` applies the same redaction to a file that is delivered.
 """
 
 from __future__ import annotations
@@ -25,14 +27,28 @@ MIN_SECRET_LENGTH = 6
 REDACTED = "***"
 
 
-def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
-    env = os.environ if env is None else env
-    values = {
+_REGISTERED: set[str] = set()  # secrets that are not in caldp's own environment
+
+
+def _named_secrets(env: Mapping[str, str]) -> set[str]:
+    return {
         v
         for k, v in env.items()
         if SECRET_NAME_RE.search(k.upper()) and len(v) >= MIN_SECRET_LENGTH
     }
+
+
+def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
+    """Values to redact: those in ``env`` (default ``os.environ``) whose names mark them
+    as credentials, and those registered with :func:`add_secrets`; longest first."""
+    values = _named_secrets(os.environ if env is None else env) | _REGISTERED
     return sorted(values, key=len, reverse=True)
+
+
+def add_secrets(env: Mapping[str, str]) -> None:
+    """Redact from now on the values of ``env`` whose names mark them as credentials
+    (settings caldp passes to the programs without holding them in its own environment)."""
+    _REGISTERED.update(_named_secrets(env))
 
 
 def redact(text: str, secrets: list[str]) -> str:
@@ -43,14 +59,40 @@ def redact(text: str, secrets: list[str]) -> str:
     return SECRET_SHAPES[1].sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
 
 
+def redact_file(path: Path) -> bool:
+    """Redact a text file in place (a new file renamed over it, so that a hard link to
+    the old one keeps its content); returns whether anything was redacted."""
+    secrets = secret_values()
+    tmp = path.with_name(f".{path.name}.redacted")
+    changed = False
+    try:
+        with (
+            open(path, encoding="utf-8", errors="surrogateescape", newline="") as src,
+            open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as dst,
+        ):
+            for line in src:
+                clean = redact(line, secrets)
+                changed = changed or clean != line
+                dst.write(clean)
+        if changed:
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return changed
+
+
 class RedactingFormatter(logging.Formatter):
     converter = time.gmtime
 
     def __init__(self) -> None:
         super().__init__(FORMAT, DATEFMT)
-        self.secrets = secret_values()
+        self._registered = -1
+        self.secrets: list[str] = []
 
     def format(self, record: logging.LogRecord) -> str:
+        if self._registered != len(_REGISTERED):  # the env file added some since
+            self._registered = len(_REGISTERED)
+            self.secrets = secret_values()
         return redact(super().format(record), self.secrets)
 
 

@@ -324,7 +324,7 @@ class Run:
     def plan(self, code: ExitCode) -> DeliveryPlan:
         flush_logs()  # the delivered logs end with the result line
         logs = delivery.snapshot(self.logs_dir, self.work_dir / "delivered-logs")
-        return delivery.build_plan(
+        plan = delivery.build_plan(
             self.dataset,
             self.handler,
             code,
@@ -334,6 +334,8 @@ class Run:
             logs=logs,
             env_files=[self.env_file] if self.env_file else [],
         )
+        delivery.redact_text_files(plan)
+        return plan
 
     def finish(
         self, code: ExitCode, process_start: metrics.Usage, disk: metrics.DiskMonitor

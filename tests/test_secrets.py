@@ -3,7 +3,9 @@
 The runs have AWS credentials (and a MAST token) in their environment, and
 ``calacs.e`` is wrapped by a program that prints them in several shapes
 (``KEY=value``, the bare value, JSON, on stdout and stderr) before running the
-stand-in, the way a careless program or library would.  Every byte caldp then
+stand-in, the way a careless program or library would, and then writes them into
+its trailer (``.tra``).  The dataset's ``<ds>_cal_env.txt`` sets a password for
+the programs, which the wrapper prints and writes too.  Every byte caldp then
 writes -- the delivered tree, the working folder kept after a failure, the
 console, every S3 object and every member of the S3 tarballs -- is searched for
 each secret value.  The wrapper's lines must be in the log (redacted), so the
@@ -33,6 +35,7 @@ SECRETS = {
     "AWS_SECURITY_TOKEN": "IQoJb3JpZ2luX2VjEXAMPLE//////////wEaCXVzLWVhc3QtMSJHMEUCIQDx9aZtoken",
     "MAST_API_TOKEN": "b5d0c1e6f3a24e7c9d8b7a6f5e4d3c2b",
 }
+ENV_FILE_SECRETS = {"DB_PASSWORD": "hunter2-from-the-env-file"}
 BUCKET = "caldp-secrets-test"
 
 
@@ -46,7 +49,13 @@ def leaky_calacs(folder: Path) -> Path:
         'echo "$AWS_SECRET_ACCESS_KEY"\n'
         'echo "{\\"SessionToken\\": \\"$AWS_SESSION_TOKEN\\", \\"mast\\": \\"$MAST_API_TOKEN\\"}"\n'
         'echo "leaky program: aws_secret_access_key = $AWS_SECRET_ACCESS_KEY" >&2\n'
-        f'exec "{STANDIN_DIR / "calacs.e"}" "$@"\n'
+        'echo "leaky program: env file DB_PASSWORD=$DB_PASSWORD"\n'
+        'echo "$DB_PASSWORD"\n'
+        f'"{STANDIN_DIR / "calacs.e"}" "$@"\n'
+        "status=$?\n"
+        f'printf "trailer: %s %s %s\\n" "$AWS_SECRET_ACCESS_KEY" "$DB_PASSWORD" '
+        f'"$AWS_ACCESS_KEY_ID" >> {DS}.tra\n'
+        'exit "$status"\n'
     )
     program.chmod(0o755)
     return folder
@@ -59,11 +68,13 @@ def secret_env(pipeline_env, monkeypatch) -> Path:
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("PATH", f"{leaky_calacs(tmp / 'leaky')}:{os.environ['PATH']}")
     synthetic.make_dataset(tmp / "src", DS)
+    synthetic.make_cal_env(tmp / "src", DS, [f"{k}={v}" for k, v in ENV_FILE_SECRETS.items()])
     return tmp
 
 
 def found(data: bytes) -> list[str]:
-    return sorted(name for name, value in SECRETS.items() if value.encode() in data)
+    every = {**SECRETS, **ENV_FILE_SECRETS}
+    return sorted(name for name, value in every.items() if value.encode() in data)
 
 
 def scan_blob(name: str, data: bytes) -> dict[str, list[str]]:
@@ -90,8 +101,18 @@ def scan_tree(root: Path) -> dict[str, list[str]]:
 def assert_offered_and_redacted(log_text: str) -> None:
     assert "leaky program: AWS_ACCESS_KEY_ID=***" in log_text
     assert "aws_secret_access_key = ***" in log_text
+    assert "leaky program: env file DB_PASSWORD=***" in log_text
 
 
+def assert_trailer_redacted(text: str) -> None:
+    """The trailer got the wrapper's line (the leak was offered), redacted."""
+    assert "trailer: *** *** ***" in text, text[-2000:]
+
+
+@pytest.mark.fault(
+    "a program prints credentials and env-file passwords, and writes them in its trailer",
+    "*** on the console, in every log and every delivered text file, local and S3",
+)
 @pytest.mark.parametrize("fail", [False, True], ids=["success", "stage1-failure"])
 def test_no_secret_in_local_outputs(secret_env, monkeypatch, capfd, fail):
     tmp = secret_env
@@ -105,7 +126,15 @@ def test_no_secret_in_local_outputs(secret_env, monkeypatch, capfd, fail):
     state = "error-" if fail else "processed-"
     assert [m for m in messages(out) if m.startswith(state)]
     assert scan_tree(out) == {}
-    assert_offered_and_redacted((out / f"data/acs/{DS}/logs/process.txt").read_text())
+    base = out / f"data/acs/{DS}"
+    assert_offered_and_redacted((base / "logs/process.txt").read_text())
+    if fail:
+        with tarfile.open(base / f"{DS}_inputs.tar.gz") as tar:
+            trailer = tar.extractfile(f"{DS}/{DS}.tra").read().decode()
+    else:
+        trailer = (base / f"{DS}.tra").read_text()
+    assert_trailer_redacted(trailer)
+    assert (base / f"env/{DS}_cal_env.txt").read_text() == "DB_PASSWORD=***\n"
     home = Path(os.environ["CALDP_HOME"])
     assert (home / "caldp-work" / DS).exists() == fail  # kept after the failure
     assert scan_tree(home) == {}
@@ -138,4 +167,7 @@ def test_no_secret_on_s3(secret_env, aws_env, monkeypatch, capfd):
     assert hits == {}
     log_text = client.get_object(Bucket=BUCKET, Key=f"outputs/{DS}/process.txt")["Body"].read()
     assert_offered_and_redacted(log_text.decode())
+    tarball = client.get_object(Bucket=BUCKET, Key=f"outputs/{DS}/{DS}.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(tarball)) as tar:
+        assert_trailer_redacted(tar.extractfile(f"{DS}/{DS}.tra").read().decode())
     assert found((console.out + console.err).encode()) == []
