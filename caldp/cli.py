@@ -9,7 +9,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 
-from caldp import __version__
+from caldp import __version__, instruments
 from caldp.config import DEFAULT_PROFILE, PROFILES, ProfileError, get_profile
 from caldp.datasets import DatasetNameError, parse
 from caldp.exit_codes import ExitCode, explain, table
@@ -17,17 +17,6 @@ from caldp.storage import UriError, parse_input_uri, parse_output_uri
 from caldp.sysexit import SIMULATE_ENV, simulated_code
 
 log = logging.getLogger("caldp.cli")
-
-HSTCAL = ("calacs.e", "calwf3.e", "cs0.e")
-PROGRAMS = (
-    "calacs.e",
-    "calwf3.e",
-    "cs0.e",
-    "calcos",
-    "runastrodriz",
-    "runsinglehap",
-    "runmultihap",
-)
 
 
 class Parser(argparse.ArgumentParser):
@@ -50,9 +39,8 @@ def build_parser() -> Parser:
         epilog=f"profiles:\n{profiles}\n\nexit codes:\n{table()}\n\n"
         f"{SIMULATE_ENV}=N makes the step whose code is N fail, for testing the handling.",
     )
-    parser.add_argument(
-        "dataset", help="IPPPSSOOT (j8cb010b0), SVM (acs_8ph_01) or MVM (skycell-p2381x06y09)"
-    )
+    examples = ", ".join(f"{h.title} ({h.example})" for h in instruments.HANDLERS.values())
+    parser.add_argument("dataset", help=f"the dataset name: {examples}")
     parser.add_argument(
         "input_uri",
         nargs="?",
@@ -91,11 +79,11 @@ def versions() -> str:
             lines.append(f"{dist} {metadata.version(dist)}")
         except metadata.PackageNotFoundError:
             lines.append(f"{dist} not installed")
-    for program in PROGRAMS:
+    for program in instruments.programs():
         where = shutil.which(program)
         if not where:
             lines.append(f"{program} not found on PATH")
-        elif program in HSTCAL:
+        elif program.endswith(".e"):  # hstcal's programs, which report their version
             lines.append(f"{program} {program_version(where)} ({where})")
         else:
             lines.append(f"{program} ({where})")

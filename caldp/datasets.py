@@ -13,15 +13,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-IPPPSSOOT_RE = re.compile(r"^[IJLOijlo][a-zA-Z0-9]{8}$")
-ANY_IPPPSSOOT_RE = re.compile(r"^[A-Za-z][a-zA-Z0-9]{8}$")
-SVM_RE = re.compile(r"^(acs|wfc3)_([a-z0-9]{3})_([a-z0-9]{2})$", re.IGNORECASE)
-MVM_RE = re.compile(r"^skycell-p\d{4}x\d{2}y\d{2}$", re.IGNORECASE)
+from caldp import instruments
 
-# First letter of an IPPPSSOOT -> instrument folder name, for those caldp calibrates.
-CALIBRATED = {"j": "acs", "i": "wfc3", "o": "stis", "l": "cos"}
+IPPPSSOOT_RE = re.compile(r"^[A-Za-z][a-zA-Z0-9]{8}$")  # the first letter names the instrument
 
-# Known to the archive but not calibrated by caldp.
+# Known to the archive but not calibrated by caldp (the calibrated ones are in caldp.instruments).
 NOT_CALIBRATED = {
     "u": "WFPC2",
     "n": "NICMOS",
@@ -34,8 +30,6 @@ NOT_CALIBRATED = {
     "e": "engineering data",
 }
 
-SVM_LETTER = {"acs": "j", "wfc3": "i"}
-
 
 class DatasetNameError(ValueError):
     """The dataset name is not one caldp can process."""
@@ -46,15 +40,15 @@ class Dataset:
     """A parsed dataset name.
 
     ``name`` is the name as caldp uses it in file names (lower case);
-    ``kind`` is the handler key: ``acs``, ``wfc3``, ``stis``, ``cos``, ``svm`` or
-    ``mvm``, which is also the instrument folder of the output tree.
+    ``kind`` is the key of its entry in :data:`caldp.instruments.HANDLERS`
+    (``acs``, ``wfc3``, ``stis``, ``cos``, ``svm``, ``mvm``), which is also the
+    instrument folder of the output tree.
     """
 
     name: str
     kind: str
     is_association: bool = False
     obsset: str | None = None  # SVM only: e.g. "j8ph01"
-    svm_instrument: str | None = None  # SVM only: "acs" or "wfc3"
 
     @property
     def instrument(self) -> str:
@@ -63,7 +57,7 @@ class Dataset:
 
     @property
     def is_mosaic(self) -> bool:
-        return self.kind in ("svm", "mvm")
+        return instruments.HANDLERS[self.kind].mosaic
 
     def __str__(self) -> str:
         return self.name
@@ -75,28 +69,27 @@ def parse(name: str) -> Dataset:
         raise DatasetNameError("the dataset name is empty")
     if name != name.strip() or any(c in name for c in "/\\\0") or name in (".", ".."):
         raise DatasetNameError(f"invalid dataset name {name!r}: path characters are not allowed")
+    handlers = instruments.HANDLERS.values()
     if IPPPSSOOT_RE.match(name):
         low = name.lower()
-        return Dataset(name=low, kind=CALIBRATED[low[0]], is_association=low.endswith("0"))
-    if ANY_IPPPSSOOT_RE.match(name) and name[0].lower() in NOT_CALIBRATED:
-        instrument = NOT_CALIBRATED[name[0].lower()]
-        raise DatasetNameError(
-            f"dataset {name!r} is {instrument} data, which caldp does not calibrate "
-            "(caldp calibrates ACS, WFC3, STIS and COS, and ACS/WFC3 mosaics)"
-        )
-    m = SVM_RE.match(name)
-    if m:
-        instrument, prop, visit = (g.lower() for g in m.groups())
-        return Dataset(
-            name=name.lower(),
-            kind="svm",
-            obsset=SVM_LETTER[instrument] + prop + visit,
-            svm_instrument=instrument,
-        )
-    if MVM_RE.match(name):
-        return Dataset(name=name.lower(), kind="mvm")
+        handler = instruments.by_letter(low[0])
+        if handler is not None:
+            return Dataset(name=low, kind=handler.kind, is_association=low.endswith("0"))
+        if low[0] in NOT_CALIBRATED:
+            calibrated = " ".join(h.title for h in handlers if not h.mosaic)
+            mosaics = " ".join(h.title for h in handlers if h.mosaic)
+            raise DatasetNameError(
+                f"dataset {name!r} is {NOT_CALIBRATED[low[0]]} data, which caldp does not "
+                f"calibrate (caldp calibrates {calibrated} data and {mosaics} mosaics)"
+            )
+    for handler in handlers:
+        match = handler.name_pattern.match(name) if handler.name_pattern else None
+        if match:
+            obsset = handler.obsset(match) if handler.obsset else None
+            return Dataset(name=name.lower(), kind=handler.kind, obsset=obsset)
+    letters = ", ".join(f"{h.title} {h.letter.upper()}" for h in handlers if h.letter)
+    mosaics = ", ".join(f"an {h.title} name such as {h.example}" for h in handlers if h.mosaic)
     raise DatasetNameError(
         f"unrecognised dataset name {name!r}: expected an IPPPSSOOT such as j8cb010b0 "
-        "(ACS J, WFC3 I, STIS O, COS L), an SVM name such as acs_8ph_01 or wfc3_b46_06, "
-        "or an MVM name such as skycell-p2381x06y09"
+        f"({letters}), or {mosaics}"
     )

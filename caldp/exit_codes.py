@@ -44,7 +44,7 @@ DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.CMDLINE_ERROR: "bad command line (arguments, dataset name, profile)",
     ExitCode.INPUT_TAR_FILE_ERROR: "locating or extracting the input files or tarball",
     ExitCode.ASTROQUERY_ERROR: "downloading astroquery: inputs from MAST",
-    ExitCode.STAGE1_ERROR: "stage 1 calibration (calacs.e, calwf3.e, cs0.e, calcos) failed",
+    ExitCode.STAGE1_ERROR: "stage 1 calibration (the instrument's program, e.g. calacs.e) failed",
     ExitCode.STAGE2_ERROR: "stage 2 (runastrodriz) failed",
     ExitCode.S3_UPLOAD_ERROR: "delivering outputs (S3 upload or output folder)",
     ExitCode.S3_DOWNLOAD_ERROR: "downloading inputs from S3",

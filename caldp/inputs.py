@@ -108,7 +108,10 @@ def select(dataset: Dataset, handler: Handler, candidates: Iterable[Path]) -> Se
         )
     names = {canonical_name(p) for p in files}
     missing = [
-        m for m in members if not any(f"{m}_{sfx}.fits" in names for sfx in handler.input_suffixes)
+        m
+        for m in members
+        if handler.members_have_files
+        and not any(f"{m}_{sfx}.fits" in names for sfx in handler.input_suffixes)
     ]
     if missing:
         raise InputsError(

@@ -276,8 +276,7 @@ class Run:
     def run_stage(self, stage: Stage) -> None:
         argv = stage.argv(self.dataset, self.staged)
         if stage is self.handler.stages[0]:
-            kind = "spectra" if self.dataset.kind in ("stis", "cos") else "images"
-            import_in_background(*PREVIEW_MODULES[kind])
+            import_in_background(*preview_modules(self.handler))
         result = runner.run(argv, cwd=self.work_dir, extra_env=self.program_env, logger=log)
         if result.returncode in stage.ok_returncodes:
             if result.returncode != 0:
@@ -400,10 +399,14 @@ def import_in_background(*modules: str) -> None:
     threading.Thread(target=imports, name="caldp-imports", daemon=True).start()
 
 
-PREVIEW_MODULES = {
-    "spectra": ("caldp.previews.spectra", "matplotlib.pyplot"),
-    "images": ("caldp.previews.images", "astropy.visualization", "PIL.Image"),
-}
+def preview_modules(handler: Handler) -> list[str]:
+    """The modules the previews of this kind of dataset will import."""
+    modules = []
+    if handler.spectral_suffixes:
+        modules += ["caldp.previews.spectra", "matplotlib.pyplot"]
+    if handler.image_suffixes:
+        modules += ["caldp.previews.images", "astropy.visualization", "PIL.Image"]
+    return modules
 
 
 def process(request: Request) -> ExitCode:

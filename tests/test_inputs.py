@@ -119,3 +119,16 @@ def test_stage_copies_and_gunzips_leaving_originals(tmp_path):
     fits.setval(staged[0], "RANDSEED", value=1)
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in src.iterdir()}
     assert before == after
+
+
+def test_stis_association_exposures_are_in_its_own_raw(tmp_path):
+    # STIS keeps an association's exposures in <asn>_raw.fits: no file per member
+    write_asn(tmp_path / "o4er06010_asn.fits", ["o4er06llq", "o4er06lmq"], "o4er06010")
+    touch_fits(tmp_path / "o4er06010_raw.fits")
+    touch_fits(tmp_path / "o4er06010_wav.fits")
+    sel = inputs.select(parse("o4er06010"), HANDLERS["stis"], tmp_path.iterdir())
+    assert [p.name for p in sel.files] == [
+        "o4er06010_asn.fits",
+        "o4er06010_raw.fits",
+        "o4er06010_wav.fits",
+    ]

@@ -22,21 +22,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from caldp.instruments import HANDLERS, Handler, mosaic_by_product
+from caldp.instruments.model import DEFAULT_THUMB_SIZE
+
 log = logging.getLogger("caldp.previews")
 
-IMAGE_SUFFIXES: dict[str, tuple[str, ...]] = {
-    "acs": ("crj", "drc", "drz", "raw", "flc", "flt"),
-    "wfc3": ("drc", "drz", "flc", "flt", "ima", "raw"),
-    "svm": ("drc", "drz"),
-    "mvm": ("drc", "drz"),
-}
-SPECTRAL_SUFFIXES: dict[str, tuple[str, ...]] = {
-    "stis": ("x1d", "sx1"),
-    "cos": ("x1d", "x1dsum", "x1dsum1", "x1dsum2", "x1dsum3", "x1dsum4"),
-}
-KINDS = ("acs", "wfc3", "stis", "cos", "svm", "mvm")
-THUMB_SIZE = {"mvm": 512}
-DEFAULT_THUMB_SIZE = 128
 FITS_EXTENSIONS = (".fits", ".fits.gz")
 
 
@@ -61,11 +51,6 @@ def split_product_name(name: str) -> tuple[str, str] | None:
             root, sep, suffix = low[: -len(ext)].rpartition("_")
             return (root, suffix) if sep and root else None
     return None
-
-
-def thumb_size(kind: str) -> int:
-    """Longer side of the thumbnails: 128 px, 512 px for MVM."""
-    return THUMB_SIZE.get(kind, DEFAULT_THUMB_SIZE)
 
 
 def _fits_files(product_dir: Path) -> list[Path]:
@@ -102,23 +87,14 @@ def _header_asn_id(path: Path) -> str:
         return ""
 
 
-def _is_dataset_member(path: Path, kind: str, dataset_name: str, rootnames: set[str]) -> bool:
+def _is_dataset_member(
+    path: Path, handler: Handler, dataset_name: str, rootnames: set[str]
+) -> bool:
     root, _suffix = split_product_name(path.name)  # type: ignore[misc]
-    if kind == "svm":
+    if handler.is_product is not None:
         from caldp.datasets import parse
 
-        obsset = parse(dataset_name).obsset or ""
-        parts = root.split("_")
-        # hst_<propid>_<visit>_<instrument>_<detector>_<filters>_<ipppss[oo]>
-        return (
-            len(parts) >= 7
-            and parts[0] == "hst"
-            and parts[-1][:6] == obsset
-            and len(parts[-1]) in (6, 8)
-        )
-    if kind == "mvm":
-        parts = root.split("_")
-        return len(parts) >= 2 and parts[0] == "hst" and parts[1] == dataset_name
+        return handler.is_product(parse(dataset_name), root)
     if root in rootnames:
         return True
     # An association product or member missing from the table: its header names the association.
@@ -126,27 +102,31 @@ def _is_dataset_member(path: Path, kind: str, dataset_name: str, rootnames: set[
 
 
 def select_products(kind: str, product_dir: Path, dataset_name: str) -> list[Path]:
-    """The product files of this dataset that get a preview (kind: acs, wfc3, stis, cos, svm, mvm).
+    """The product files of this dataset that get a preview (kind: a key of ``HANDLERS``).
 
     Membership is exact: the dataset's own rootname, the rootnames its
     association table lists, files whose ``ASN_ID`` is the association (IPPPSSOOT
-    datasets), the observation set ``ipppss`` of an SVM visit, the skycell of an
-    MVM; only the file suffixes of CONTRACT section 8 are kept.
+    datasets), the mosaic's own products (its handler's ``is_product``); only the
+    kind's preview suffixes (CONTRACT section 8) are kept.
     """
-    kind = kind.lower()
-    if kind not in KINDS:
-        raise ValueError(f"unknown dataset kind {kind!r}")
+    handler = _handler(kind)
     dataset_name = dataset_name.lower()
-    suffixes = IMAGE_SUFFIXES.get(kind, ()) + SPECTRAL_SUFFIXES.get(kind, ())
     candidates = [
         p
         for p in _fits_files(Path(product_dir))
-        if split_product_name(p.name)[1] in suffixes  # type: ignore[index]
+        if split_product_name(p.name)[1] in handler.preview_suffixes  # type: ignore[index]
     ]
     rootnames = {dataset_name}
-    if kind not in ("svm", "mvm") and candidates:
+    if not handler.mosaic and candidates:
         rootnames |= _association_rootnames(Path(product_dir), dataset_name)
-    return [p for p in candidates if _is_dataset_member(p, kind, dataset_name, rootnames)]
+    return [p for p in candidates if _is_dataset_member(p, handler, dataset_name, rootnames)]
+
+
+def _handler(kind: str) -> Handler:
+    handler = HANDLERS.get(kind.lower())
+    if handler is None:
+        raise ValueError(f"unknown dataset kind {kind!r}")
+    return handler
 
 
 def _is_memory_error(exc: BaseException) -> bool:
@@ -155,16 +135,17 @@ def _is_memory_error(exc: BaseException) -> bool:
 
 def preview_product(path: Path, preview_dir: Path, kind: str) -> list[Path]:
     """Make the previews of one product file (image or spectrum by its suffix)."""
+    handler = _handler(kind)
     split = split_product_name(path.name)
     suffix = split[1] if split else ""
-    if suffix in SPECTRAL_SUFFIXES.get(kind, ()):
+    if suffix in handler.spectral_suffixes:
         from caldp.previews.spectra import make_spectral_previews
 
         return make_spectral_previews(path, preview_dir)
-    if suffix in IMAGE_SUFFIXES.get(kind, ()):
+    if suffix in handler.image_suffixes:
         from caldp.previews.images import make_image_previews
 
-        return make_image_previews(path, preview_dir, thumb_size(kind))
+        return make_image_previews(path, preview_dir, handler.thumb_size)
     raise ValueError(f"no preview is made for {kind} files of type {suffix or path.name!r}")
 
 
@@ -198,9 +179,10 @@ def preview_files(files: list[Path], kinds: list[str], preview_dir: Path) -> Pre
     report = PreviewReport()
     for path, kind in zip(files, kinds, strict=True):
         _attempt(report, path.name, preview_product, path, preview_dir, kind)
-    mosaics = [p for p, k in zip(files, kinds, strict=True) if k in ("svm", "mvm")]
+    mosaics = [p for p, k in zip(files, kinds, strict=True) if _handler(k).mosaic]
     for group in colour_groups(mosaics):
-        size = thumb_size("mvm" if group.prefix.startswith("hst_skycell-") else "svm")
+        handler = mosaic_by_product(group.prefix)
+        size = handler.thumb_size if handler else DEFAULT_THUMB_SIZE
         _attempt(report, group.name, make_colour_preview, group, preview_dir, size)
     return report
 

@@ -13,18 +13,11 @@ import logging
 import sys
 from pathlib import Path
 
+from caldp import instruments
 from caldp.exit_codes import ExitCode
-from caldp.previews import (
-    IMAGE_SUFFIXES,
-    SPECTRAL_SUFFIXES,
-    preview_files,
-    split_product_name,
-)
+from caldp.previews import preview_files, split_product_name
 
 log = logging.getLogger("caldp.previews")
-
-INSTRUMENT_KINDS = {"ACS": "acs", "WFC3": "wfc3", "STIS": "stis", "COS": "cos"}
-LETTER_KINDS = {"j": "acs", "i": "wfc3", "o": "stis", "l": "cos"}
 
 
 def product_kind(path: Path) -> str | None:
@@ -33,24 +26,22 @@ def product_kind(path: Path) -> str | None:
     if split is None:
         return None
     root, suffix = split
-    if root.startswith("hst_skycell-"):
-        kind = "mvm"
-    elif root.startswith("hst_"):
-        kind = "svm"
-    else:
-        kind = _instrument_kind(path) or LETTER_KINDS.get(root[:1], "")
-    allowed = IMAGE_SUFFIXES.get(kind, ()) + SPECTRAL_SUFFIXES.get(kind, ())
-    return kind if suffix in allowed else None
+    handler = (
+        instruments.mosaic_by_product(root)
+        or _instrument_handler(path)
+        or instruments.by_letter(root[:1])
+    )
+    return handler.kind if handler and suffix in handler.preview_suffixes else None
 
 
-def _instrument_kind(path: Path) -> str | None:
+def _instrument_handler(path: Path) -> instruments.Handler | None:
     from astropy.io import fits
 
     try:
-        instrument = str(fits.getval(path, "INSTRUME", 0)).strip().upper()
+        instrument = str(fits.getval(path, "INSTRUME", 0))
     except (KeyError, OSError):
         return None
-    return INSTRUMENT_KINDS.get(instrument)
+    return instruments.by_title(instrument)
 
 
 def _parser() -> argparse.ArgumentParser:

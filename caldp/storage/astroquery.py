@@ -5,7 +5,7 @@ Uses astroquery's own MAST client (``astroquery.mast.Observations``):
 * IPPPSSOOT: the observation ``obs_id=<ds>`` in the HST collection (or, when
   MAST files the exposure under its association, the observations of its visit
   ``<ipppss>*``), its product list filtered by ``productSubGroupDescription`` to
-  the product types of the instrument (the table of CONTRACT section 2), then
+  the product types of the instrument (its handler's input suffixes), then
   cut down exactly to the dataset's own files: ``<root>_<type>.fits`` where
   ``<root>`` is the dataset or, for an association, a member listed in its
   ``_asn.fits`` (downloaded first).  Never a name prefix.
@@ -37,36 +37,12 @@ from typing import Any
 
 from caldp.datasets import Dataset
 from caldp.exit_codes import ExitCode
+from caldp.instruments import handler_for
 from caldp.sysexit import CaldpError, is_os_memory_error
 
 log = logging.getLogger("caldp.astroquery")
 
 COLLECTION = "HST"
-
-# productSubGroupDescription values fetched for each kind (CONTRACT section 2).
-PRODUCT_TYPES: dict[str, tuple[str, ...]] = {
-    "acs": ("ASN", "RAW"),
-    "wfc3": ("ASN", "RAW"),
-    "stis": ("ASN", "RAW", "EPC", "TAG", "WAV"),
-    "cos": (
-        "ASN",
-        "RAW",
-        "EPC",
-        "SPT",
-        "RAWACCUM",
-        "RAWACCUM_A",
-        "RAWACCUM_B",
-        "RAWACQ",
-        "RAWTAG",
-        "RAWTAG_A",
-        "RAWTAG_B",
-        "PHA_A",
-        "PHA_B",
-    ),
-}
-# Kinds whose association members each have files of their own (STIS keeps an
-# association's exposures inside the association's own _raw file).
-MEMBERS_HAVE_FILES = frozenset({"acs", "wfc3", "cos"})
 
 FILENAME_RE = re.compile(r"^([a-z0-9]{9})_([a-z0-9_]+)\.fits$")
 
@@ -339,9 +315,8 @@ def _asn_members(asn: Path) -> list[str]:
 
 def _fetch_exposures(dataset: Dataset, dest: Path) -> list[Path]:
     ds = dataset.name
-    types = PRODUCT_TYPES.get(dataset.kind)
-    if types is None:
-        raise AstroqueryError(f"no MAST product types for {dataset.kind} datasets")
+    handler = handler_for(dataset)
+    types = handler.mast_product_types
     client = observations_client()
     log.info("asking MAST (%s) for %s: %s", mast_server(), ds, ", ".join(types))
     products = query_products(client, [ds])
@@ -371,7 +346,7 @@ def _fetch_exposures(dataset: Dataset, dest: Path) -> list[Path]:
         )
     files += download(client, typed, rows, dest)
     got_roots = {split_filename(p.name)[0] for p in files if split_filename(p.name)}
-    if dataset.kind in MEMBERS_HAVE_FILES:
+    if handler.members_have_files:
         missing = sorted(set(members) - got_roots)
         if missing:
             raise AstroqueryError(
