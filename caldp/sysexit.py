@@ -76,8 +76,13 @@ def classify(exc: BaseException, step_code: int = ExitCode.GENERIC_ERROR) -> Exi
 
 
 def describe(exc: BaseException) -> str:
+    """One line for the log: the exception, and where to get a missing library or program."""
+    from caldp.extras import missing
+
     text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    where = missing(exc)
+    return f"{line} ({where})" if where else line
 
 
 def simulated_code() -> ExitCode | None:

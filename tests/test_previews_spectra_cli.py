@@ -172,6 +172,19 @@ def test_cli_exits_28_when_some_preview_fails(tmp_path, capsys):
     assert "iabc01xzq_flt.fits" in capsys.readouterr().err
 
 
+def test_cli_corrupt_file_is_reported_once_and_leaves_no_empty_folder(tmp_path, capsys):
+    whole = small_image(tmp_path / "whole_flt.fits").read_bytes()
+    bad = tmp_path / "iabc01xzq_flt.fits"
+    bad.write_bytes(whole[:4000])  # cut inside the first extension's header
+    out = tmp_path / "out"
+    assert cli.main(["-o", str(out), str(bad)]) == 28
+    err = capsys.readouterr().err
+    assert err.count("iabc01xzq_flt.fits") == 1, err
+    assert "Header size is not multiple of 2880" in err  # what is wrong with the file
+    assert "There may be extra bytes" not in err  # not the reading library's advice
+    assert not out.exists()
+
+
 def test_cli_skips_files_that_get_no_preview(tmp_path, capsys):
     good = small_image(tmp_path / "iabc01xyq_flt.fits")
     spt = small_image(tmp_path / "iabc01xyq_spt.fits")

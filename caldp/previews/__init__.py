@@ -19,11 +19,13 @@ from __future__ import annotations
 import errno
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from caldp.instruments import HANDLERS, Handler, mosaic_by_product
 from caldp.instruments.model import DEFAULT_THUMB_SIZE
+from caldp.sysexit import describe
 
 log = logging.getLogger("caldp.previews")
 
@@ -149,18 +151,38 @@ def preview_product(path: Path, preview_dir: Path, kind: str) -> list[Path]:
     raise ValueError(f"no preview is made for {kind} files of type {suffix or path.name!r}")
 
 
+def _gist(warning: warnings.WarningMessage) -> str:
+    """The informative line of a warning (astropy's say where, then what, then advice)."""
+    lines = [line.strip() for line in str(warning.message).splitlines() if line.strip()]
+    return lines[1] if len(lines) > 1 else (lines[0] if lines else warning.category.__name__)
+
+
+def _gists(caught: list[warnings.WarningMessage]) -> list[str]:
+    """What the warnings about the file said, each once (not the libraries' deprecations)."""
+    about_code = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+    return list(dict.fromkeys(_gist(w) for w in caught if not issubclass(w.category, about_code)))
+
+
 def _attempt(report: PreviewReport, label: str, action, *args) -> None:
-    """Run one preview action, log what it made and how long it took, or why it failed."""
+    """Run one preview action, log what it made and how long it took, or why it failed
+    (once, with the gist of any warning the file's reading gave)."""
     start = time.perf_counter()
     try:
-        made = action(*args)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            made = action(*args)
     except Exception as exc:
         if _is_memory_error(exc):
             raise
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = describe(exc)
+        gists = _gists(caught)
+        if gists:
+            reason += f" ({'; '.join(gists)})"
         report.failures[label] = reason
         log.error("%s: no preview: %s", label, reason)
         return
+    for gist in _gists(caught):
+        log.warning("%s: %s", label, gist)
     report.made.extend(made)
     log.info(
         "%s -> %s (%.2f s)",

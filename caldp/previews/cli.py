@@ -104,11 +104,13 @@ def _run(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         log.error("%s is not a directory", out_dir)
         return int(ExitCode.CMDLINE_ERROR)
+    created = not out_dir.exists()
     report = preview_files(chosen, kinds, out_dir)
+    if created and not any(out_dir.iterdir()):
+        out_dir.rmdir()  # made for previews that all failed
     if report.ok:
         return int(ExitCode.SUCCESS)
-    for name, reason in report.failures.items():
-        log.error("failed: %s: %s", name, reason)
+    log.error("%d of %d previews failed", len(report.failures), len(chosen))
     return int(ExitCode.CREATE_PREVIEWS_ERROR)
 
 

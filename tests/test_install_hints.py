@@ -1,0 +1,60 @@
+"""A core-only install (``pip install .``): a missing calibration program or optional
+library is reported with the extra or image that provides it, keeping its exit code."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from caldp import extras, previews
+from caldp.sysexit import describe
+from tests import synthetic
+from tests.pipeline_helpers import run
+
+
+@pytest.mark.parametrize(
+    "program, words",
+    [
+        ("calcos", "'cal' extra (pip install 'caldp[cal]')"),
+        ("runastrodriz", "'cal' extra"),
+        ("calacs.e", "hstcal, which is not on PyPI"),
+        ("cs0.e", "STScI's calibration base image"),
+    ],
+)
+def test_a_missing_program_says_where_it_comes_from(program, words):
+    text = describe(FileNotFoundError(2, "No such file or directory", program))
+    assert text.startswith("FileNotFoundError: [Errno 2] No such file or directory")
+    assert words in text
+
+
+def test_other_missing_files_get_no_hint():
+    assert describe(FileNotFoundError(2, "No such file", "j8cb01u1q_raw.fits")).endswith("'")
+    assert extras.hint("numpy") == ""
+
+
+def test_missing_calibration_program_keeps_23_and_names_the_image(
+    pipeline_env, tmp_path, monkeypatch
+):
+    synthetic.make_dataset(tmp_path / "src", "j8cb01u1q")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # a core-only install: no hstcal
+    assert run("j8cb01u1q", tmp_path / "src", tmp_path / "out") == 23
+    log = (tmp_path / "out/data/acs/j8cb01u1q/logs/process.txt").read_text()
+    assert "calacs.e is part of hstcal, which is not on PyPI" in log
+
+
+def test_missing_preview_library_keeps_28_and_names_the_extra(tmp_path, monkeypatch, caplog):
+    path = tmp_path / "iabc01xyq_flt.fits"
+    fits.HDUList(
+        [fits.PrimaryHDU(), fits.ImageHDU(np.ones((20, 20), np.float32), name="SCI")]
+    ).writeto(path)
+    monkeypatch.setitem(sys.modules, "PIL", None)  # as if Pillow were not installed
+    report = previews.preview_files([path], ["wfc3"], tmp_path / "previews")
+    assert not report.ok
+    reason = report.failures["iabc01xyq_flt.fits"]
+    assert "No module named" in reason or "PIL" in reason
+    assert "'previews' extra (pip install 'caldp[previews]')" in reason
