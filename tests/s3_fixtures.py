@@ -4,7 +4,9 @@
   ``cut_after`` bytes of response, to simulate a connection dropped mid-transfer.
 * :class:`RecordingProxy` forwards HTTP requests one by one and records them in
   order (method, path, status), so a test can check the order of uploads; it
-  can also answer chosen requests with an error instead of forwarding them.
+  can also answer chosen requests with an error instead of forwarding them, or
+  change the headers of chosen responses (a HEAD reporting another size or
+  checksum than the stored object's).
 """
 
 from __future__ import annotations
@@ -140,18 +142,22 @@ class CuttingProxy:
 
 
 Rule = Callable[[str, str], int | None]
+Headers = list[tuple[str, str]]
+Alter = Callable[[str, str, Headers], Headers]
 
 
 class RecordingProxy:
     """HTTP reverse proxy to ``target`` recording (method, path, status) in order.
 
     ``rule(method, path)`` may return an HTTP status to answer with instead of
-    forwarding (a simulated S3 failure).
+    forwarding (a simulated S3 failure); ``alter(method, path, headers)`` returns
+    the headers to answer with instead of the server's.
     """
 
-    def __init__(self, target: str, rule: Rule | None = None):
+    def __init__(self, target: str, rule: Rule | None = None, alter: Alter | None = None):
         self.target = _split(target)
         self.rule = rule
+        self.alter = alter
         self.log: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -226,10 +232,15 @@ class RecordingProxy:
                     response = conn.getresponse()
                     data = response.read()
                     self.send_response(response.status)
-                    for key, value in response.getheaders():
-                        if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    answer = list(response.getheaders())
+                    if proxy.alter is not None:
+                        answer = proxy.alter(self.command, self.path, answer)
+                    length = None
+                    for key, value in answer:
+                        if key.lower() == "content-length":
+                            length = value
+                        elif key.lower() not in ("transfer-encoding", "connection"):
                             self.send_header(key, value)
-                    length = response.getheader("Content-Length")
                     if self.command == "HEAD" and length is not None:
                         self.send_header("Content-Length", length)
                     else:
@@ -245,3 +256,23 @@ class RecordingProxy:
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 
         return Handler
+
+
+def head_reports(key_suffix: str, *, size_delta: int = 0, checksum: str | None = None) -> Alter:
+    """An ``alter`` for :class:`RecordingProxy`: the HEAD of every key ending in
+    ``key_suffix`` reports the stored size plus ``size_delta``, and ``checksum`` as its
+    SHA-256 when given (a store that kept other bytes than those sent)."""
+
+    def alter(method: str, path: str, headers: Headers) -> Headers:
+        if method != "HEAD" or not path.split("?")[0].endswith(key_suffix):
+            return headers
+        out = []
+        for key, value in headers:
+            if key.lower() == "content-length":
+                value = str(int(value) + size_delta)
+            elif key.lower() == "x-amz-checksum-sha256" and checksum is not None:
+                value = checksum
+            out.append((key, value))
+        return out
+
+    return alter

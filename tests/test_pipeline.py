@@ -528,3 +528,33 @@ def test_sigterm_delivers_logs_and_error_message(pipeline_env):
     if pid:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+@pytest.mark.fault(
+    "the final message written before the delivery is complete (file: output)",
+    "when processed-/error- appears, every file it lists is already in place",
+)
+@pytest.mark.parametrize("fail", [False, True], ids=["processed", "error"])
+def test_the_final_message_comes_after_the_delivery(pipeline_env, monkeypatch, fail):
+    tmp = pipeline_env
+    synthetic.make_dataset(tmp / "src", "j8cb010b0")
+    if fail:
+        monkeypatch.setenv("CALDP_STANDIN_FAIL", "2")
+        monkeypatch.setenv("CALDP_STANDIN_ONLY", "runastrodriz")
+    out = tmp / "out"
+    name = "error-j8cb010b0" if fail else "processed-j8cb010b0.trigger"
+    before_message: dict[str, list[str]] = {}
+    real_replace = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst).name == name:  # the final message is about to appear
+            before_message[name] = tree(out)
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    assert run("j8cb010b0", tmp / "src", out) == (24 if fail else 0)
+    lines = (out / "messages" / name).read_text().splitlines()
+    assert lines[0] == name
+    delivered = [f for f in tree(out) if not f.startswith("messages/")]
+    assert len(delivered) >= 5 and sorted(lines[1:]) == delivered
+    assert [f for f in before_message[name] if not f.startswith("messages/")] == delivered

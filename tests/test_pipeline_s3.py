@@ -6,16 +6,20 @@ Everything goes through a real moto S3 server on 127.0.0.1 and real calcos.
 from __future__ import annotations
 
 import ast
+import base64
 import hashlib
 import io
+import os
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from tests import synthetic
 from tests.pipeline_helpers import make_tarball, run
-from tests.s3_fixtures import s3_client, use_fast_retries
+from tests.s3_fixtures import RecordingProxy, head_reports, s3_client, use_fast_retries
+from tests.standins import STANDIN_DIR
 
 pytestmark = pytest.mark.s3
 
@@ -200,3 +204,63 @@ def test_tarball_without_the_datasets_files_is_21_not_26(s3):
     assert code == 21
     log = body(s3, "outputs/lb4l02m2x/process.txt").decode()
     assert "no input files for lb4l02m2x" in log
+
+
+# ----------------------------------------------------------------------------- verification
+
+ACS = "j8cb01u1q"
+BIG_PRODUCT = 12 * 2**20  # past one multipart part: the tarball goes up in parts
+
+
+def big_calacs(folder: Path) -> Path:
+    """A ``calacs.e`` that runs the stand-in, then writes a product of random bytes
+    (which no compression shrinks), so that the delivery tarball is a multipart upload."""
+    folder.mkdir()
+    program = folder / "calacs.e"
+    program.write_text(
+        "#!/bin/sh\n"
+        f'"{STANDIN_DIR / "calacs.e"}" "$@" || exit $?\n'
+        f"head -c {BIG_PRODUCT} /dev/urandom > {ACS}_big.fits\n"
+    )
+    program.chmod(0o755)
+    return folder
+
+
+@pytest.mark.fault(
+    "the store keeps other bytes than sent (HEAD after upload: another size or SHA-256)",
+    "exit 25, error-, no processed- trigger (put_bytes and the multipart tarball)",
+)
+@pytest.mark.parametrize(
+    "key, lie",
+    [
+        ("process.txt", {"size_delta": 1}),
+        (f"{ACS}.tar.gz", {"checksum": base64.b64encode(b"\0" * 32).decode()}),
+    ],
+    ids=["one-put-wrong-size", "multipart-wrong-checksum"],
+)
+def test_an_upload_that_does_not_verify_is_25_without_a_trigger(
+    aws_env, pipeline_env, monkeypatch, key, lie
+):
+    tmp = pipeline_env
+    use_fast_retries(monkeypatch)
+    client = s3_client(aws_env)
+    client.create_bucket(Bucket=BUCKET)
+    synthetic.make_dataset(tmp / "src", ACS)
+    monkeypatch.setenv("PATH", f"{big_calacs(tmp / 'big')}:{os.environ['PATH']}")
+    seen: list[list[str]] = []
+    alter = head_reports(f"outputs/{ACS}/{key}", **lie)
+
+    def spy(method: str, path: str, headers):
+        if method == "HEAD" and path.split("?")[0].endswith(key):
+            seen.append([k.lower() for k, _ in headers])
+        return alter(method, path, headers)
+
+    with RecordingProxy(aws_env, alter=spy) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        code = run(ACS, tmp / "src", f"s3://{BUCKET}/outputs/{ACS}")
+    assert code == 25
+    assert keys(client, BUCKET, "messages/") == [f"messages/error-{ACS}"]
+    assert seen, f"no HEAD of {key} after its upload"
+    if "checksum" in lie:
+        assert all("x-amz-checksum-sha256" in names for names in seen)  # the lie was told
+        assert any("partNumber=" in path for _m, path, _s in proxy.requests("PUT"))

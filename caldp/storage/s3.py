@@ -180,17 +180,6 @@ def fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def check_input(location: str) -> None:
-    """Fail early with exit 26 if the input bucket cannot be reached."""
-    bucket, _prefix = split_location(location)
-    client = make_client()
-    call_with_retries(
-        f"reaching input bucket s3://{bucket}",
-        lambda: client.head_bucket(Bucket=bucket),
-        exit_code=ExitCode.S3_DOWNLOAD_ERROR,
-    )
-
-
 # ----------------------------------------------------------------------------- outputs
 
 
