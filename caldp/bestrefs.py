@@ -126,6 +126,21 @@ def missing_references(references: Mapping[str, str], dirs: Mapping[str, str]) -
     return sorted(name for name, var in references.items() if not os.path.exists(dirs[var] + name))
 
 
+def check_cache(crds_path: Path, origin: str = "") -> None:
+    """Raise :class:`BestrefsError` unless ``crds_path`` holds a CRDS cache's HST rules.
+
+    ``origin`` says where ``CRDS_PATH`` came from, for the message."""
+    if (crds_path / "mappings" / "hst").is_dir():
+        return
+    raise BestrefsError(
+        f"{crds_path} is not a CRDS cache (no mappings/hst folder)"
+        + (f"; CRDS_PATH is {origin}" if origin else "")
+        + ". Set CRDS_PATH to a CRDS cache, or off-site use the profile caldp-config-offsite "
+        "(a cache at $CRDS_PATH or ~/crds_cache, filled from the CRDS server) or "
+        "caldp-config-local (a local cache, no server)"
+    )
+
+
 def run(
     paths: Sequence[Path],
     crds_path: Path,
@@ -137,8 +152,7 @@ def run(
     """Assign best references; raise :class:`BestrefsError` on any CRDS error."""
     if not paths:
         raise BestrefsError("no files to assign best references to")
-    if not (crds_path / "mappings" / "hst").is_dir():
-        raise BestrefsError(f"{crds_path} is not a CRDS cache (no mappings/hst folder)")
+    check_cache(crds_path)
     context = choose_context(crds_path, env, pinned_context)
     errors = assign(paths, context, sync=sync)
     if errors:

@@ -1,7 +1,7 @@
 """The whole caldp-process flow, top to bottom.
 
-    check output -> fetch -> version keywords -> bestrefs -> stage 1 -> stage 2
-    -> previews -> deliver -> messages
+    check output -> check CRDS cache -> fetch -> version keywords -> bestrefs
+    -> stage 1 -> stage 2 -> previews -> deliver -> messages
 
 Each step is bracketed by its exit code (:func:`caldp.sysexit.exit_on_exception`).
 Whatever happens, the run ends in :meth:`Run.finish`: metrics written, logs
@@ -157,6 +157,10 @@ class Run:
             self.output_ok = True
             self.output.messages.start(ds.name)
 
+        # CALDP_SIMULATE_ERROR=27 fails the bestrefs step, not this check
+        with self.step("check CRDS cache", ExitCode.BESTREFS_ERROR, simulate=False):
+            self.check_crds_cache()
+
         scheme = self.request.input_uri.scheme
         with self.step("fetch", FETCH_CODES[scheme]):
             self.fetch(CONTENT_CODES[scheme])
@@ -231,6 +235,17 @@ class Run:
                 log.info("RANDSEED=1 set in %s", ", ".join(p.name for p in raws))
         except headers.HeaderError as exc:
             raise CaldpError(CONTENT_CODES[self.request.input_uri.scheme], str(exc)) from exc
+
+    def check_crds_cache(self) -> None:
+        """The read-only profiles need their cache before the long work starts; the
+        others fill it during the run."""
+        profile = self.request.profile
+        if profile.sync_references or profile.references_from_s3 or not self.handler.run_bestrefs:
+            return
+        value = os.environ["CRDS_PATH"]
+        from_profile = profile.defaults_for(os.environ).get("CRDS_PATH") == value
+        origin = f"the default of {profile.name}" if from_profile else "set in the environment"
+        bestrefs.check_cache(Path(value).expanduser(), origin)
 
     def assign_references(self) -> None:
         crds_path = Path(os.environ["CRDS_PATH"]).expanduser()

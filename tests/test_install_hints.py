@@ -58,3 +58,24 @@ def test_missing_preview_library_keeps_28_and_names_the_extra(tmp_path, monkeypa
     reason = report.failures["iabc01xyq_flt.fits"]
     assert "No module named" in reason or "PIL" in reason
     assert "'previews' extra (pip install 'caldp[previews]')" in reason
+
+
+@pytest.mark.parametrize("set_by_user", [False, True])
+def test_a_missing_crds_cache_is_27_before_the_fetch(tmp_path, monkeypatch, set_by_user):
+    """The onsite profile's /grp/crds/cache does not exist off-site: say so, and how to
+    go on, before the inputs are fetched."""
+    synthetic.make_dataset(tmp_path / "src", "j8cb01u1q")
+    monkeypatch.setenv("CALDP_HOME", str(tmp_path / "home"))
+    for key in ("CRDS_PATH", "CRDS_READONLY_CACHE", "CRDS_SERVER_URL", "CALDP_SIMULATE_ERROR"):
+        monkeypatch.delenv(key, raising=False)
+    profile = "caldp-config-onsite"
+    if set_by_user:
+        monkeypatch.setenv("CRDS_PATH", str(tmp_path / "no-cache"))
+        profile = "caldp-config-local"
+    assert run("j8cb01u1q", tmp_path / "src", tmp_path / "out", profile) == 27
+    log = (tmp_path / "out/data/acs/j8cb01u1q/logs/process.txt").read_text()
+    assert "step fetch" not in log  # found before the fetch
+    origin = "set in the environment" if set_by_user else "the default of caldp-config-onsite"
+    assert f"is not a CRDS cache (no mappings/hst folder); CRDS_PATH is {origin}" in log
+    assert "off-site use the profile caldp-config-offsite" in log
+    assert (tmp_path / "out/messages/error-j8cb01u1q").exists()
