@@ -139,17 +139,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def explain_main(argv: Sequence[str] | None = None) -> int:
-    """``caldp-explain CODE...``: what exit codes mean (no argument: all of them)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args:
+    """``caldp-explain [CODE...]``: what exit codes mean (no argument: all of them)."""
+    parser = argparse.ArgumentParser(
+        prog="caldp-explain",
+        description="Say what caldp-process exit codes mean; with no CODE, list them all.",
+    )
+    parser.add_argument("codes", nargs="*", metavar="CODE", help="an exit code, number or name")
+    try:
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:  # --help: 0, bad usage: 2
+        return int(exc.code or 0)
+    if not args.codes:
         print(table())
         return 0
     status = 0
-    for arg in args:
+    for arg in args.codes:
         try:
             print(explain(arg))
         except ValueError as exc:
-            print(f"caldp-explain: {exc}", file=sys.stderr)
+            print(
+                f"caldp-explain: {exc} (with no argument, caldp-explain lists them all)",
+                file=sys.stderr,
+            )
             status = ExitCode.CMDLINE_ERROR
     return status
 

@@ -2,8 +2,9 @@
 
 ``process_metrics.txt`` and ``preview_metrics.txt`` use the GNU ``time
 --verbose`` layout that CALCLOUD's parser reads by line index; max RSS counts
-the calibration programs (children).  ``disk_metrics.txt`` gives the peak use of
-the working file system in ``df -BG`` layout.  ``metrics.json`` has per-step
+the calibration programs (children).  ``disk_metrics.txt`` gives the peak space
+the dataset's working folder took, in ``df -BG`` layout (the file system holding
+it, its size and what was free at that moment).  ``metrics.json`` has per-step
 durations.  Measured with the standard library and psutil, no ``/usr/bin/time``.
 """
 
@@ -114,8 +115,27 @@ def _mount_of(path: Path) -> tuple[str, str]:
     return best
 
 
+def tree_bytes(path: Path) -> int:
+    """Disk space taken by the files under ``path`` (their allocated blocks, as ``du``)."""
+    total = 0
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                total += tree_bytes(Path(entry.path))
+            else:
+                total += entry.stat(follow_symlinks=False).st_blocks * 512
+        except OSError:  # removed while counting
+            continue
+    return total
+
+
 class DiskMonitor:
-    """Samples the working file system's use in a background thread; keeps the peak."""
+    """Samples the space the working folder takes in a background thread; keeps the peak
+    (with the file system's size and free space at that moment)."""
 
     def __init__(self, path: Path, interval: float = 1.0):
         self.path = path
@@ -127,12 +147,13 @@ class DiskMonitor:
         self._thread: threading.Thread | None = None
 
     def sample(self) -> None:
+        used = tree_bytes(self.path)
         try:
             usage = shutil.disk_usage(self.path)
         except OSError:
             return
-        if usage.used >= self.peak_used:
-            self.peak_used, self.total, self.free_at_peak = usage.used, usage.total, usage.free
+        if used >= self.peak_used:
+            self.peak_used, self.total, self.free_at_peak = used, usage.total, usage.free
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -156,7 +177,7 @@ class DiskMonitor:
         def g(n: int) -> str:
             return f"{-(-n // GIB)}G"
 
-        pct = f"{-(-100 * self.peak_used // max(self.peak_used + self.free_at_peak, 1))}%"
+        pct = f"{-(-100 * self.peak_used // max(self.total, 1))}%"
         header = "Filesystem 1G-blocks Used Available Use% Mounted on"
         row = " ".join([device, g(self.total), g(self.peak_used), g(self.free_at_peak), pct, mount])
         return header + "\n" + row + "\n"

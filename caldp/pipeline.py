@@ -484,14 +484,16 @@ def process(request: Request) -> ExitCode:
         log.error("error while finishing: %s", exc)
     finally:
         disk.stop()
-        log.info("caldp-process %s exit %d %s", request.dataset.name, code.value, code.name)
+        keep = (
+            code != ExitCode.SUCCESS
+            or request.output_uri.scheme == "none"
+            or bool(os.environ.get("CALDP_KEEP_WORK"))
+        )
+        kept = f"; the full log is kept in {work / 'logs' / 'process.txt'}" if keep else ""
+        log.info("caldp-process %s exit %d %s%s", request.dataset.name, code.value, code.name, kept)
         flush_logs()
         caldp_log.detach(file_handler)
-    if (
-        code == ExitCode.SUCCESS
-        and request.output_uri.scheme != "none"
-        and not os.environ.get("CALDP_KEEP_WORK")
-    ):
+    if not keep:
         folders.remove_work_dir(work)
     return code
 

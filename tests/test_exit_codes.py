@@ -51,3 +51,10 @@ def test_caldp_explain_command(capsys):
     out = capsys.readouterr().out
     assert "27 BESTREFS_ERROR" in out and "40 SVM_ERROR" in out
     assert explain_main(["nonsense"]) == 2
+
+
+def test_caldp_explain_help_and_unknown_codes(capsys):
+    assert explain_main(["--help"]) == 0
+    assert "with no CODE, list them all" in capsys.readouterr().out
+    assert explain_main(["99"]) == 2
+    assert "with no argument, caldp-explain lists them all" in capsys.readouterr().err

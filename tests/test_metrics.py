@@ -1,5 +1,7 @@
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +43,23 @@ def test_disk_report_is_df_bg(tmp_path: Path):
     fields = row.split()
     assert len(fields) == 6
     assert re.fullmatch(r"\d+G", fields[2]) and fields[4].endswith("%")
+
+
+def test_disk_report_is_the_working_folders_peak(tmp_path: Path):
+    """The space the dataset's folder took at its largest, not the whole disk's use."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monitor = metrics.DiskMonitor(work, interval=3600)
+    big = work / "big.fits"
+    with open(big, "wb") as f:
+        f.write(os.urandom(1 << 20) * 3)  # 3 MiB of real blocks
+    monitor.sample()
+    big.unlink()
+    monitor.sample()
+    assert 3 << 20 <= monitor.peak_used < 4 << 20
+    assert monitor.peak_used < shutil.disk_usage(tmp_path).used  # not the file system's use
+    row = monitor.report().splitlines()[1].split()
+    assert row[2] == "1G" and row[4] == "1%"
 
 
 def test_json(tmp_path):

@@ -455,8 +455,13 @@ def test_unwritable_output_is_25(pipeline_env):
     blocker.write_text("not a folder")
     assert run("j8cb01u1q", tmp / "src", blocker / "out") == 25
     work = Path(os.environ["CALDP_HOME"]) / "caldp-work" / "j8cb01u1q"
-    assert "not writable" in (work / "logs" / "process.txt").read_text()
+    log = (work / "logs" / "process.txt").read_text()
+    assert "not writable" in log
     assert records(tmp) == []  # nothing calibrated before the output was checked
+    last = log.splitlines()[-1]  # also the console's: where to look, with nothing delivered
+    assert last.endswith(
+        f"exit 25 S3_UPLOAD_ERROR; the full log is kept in {work}/logs/process.txt"
+    )
 
 
 @pytest.mark.parametrize(
