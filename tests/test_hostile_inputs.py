@@ -32,7 +32,7 @@ import pytest
 from astropy.io import fits
 
 from caldp.cli import main
-from tests import synthetic
+from tests import synthetic, tarballs
 from tests.pipeline_helpers import hashes, make_tarball, messages, records, run, tree
 
 DS = "j8cb01u1q"
@@ -143,7 +143,7 @@ TARBALLS: list[tuple[str, Callable[[World], list[tuple]], str]] = [
         lambda w: [
             _member(f"{DS}_spt.fits", tarfile.SYMTYPE, linkname=str(w.outside / "victim.txt"))
         ],
-        "is a link",
+        "is a symbolic link",
     ),
     (
         "symlink-dir-then-file",
@@ -151,19 +151,30 @@ TARBALLS: list[tuple[str, Callable[[World], list[tuple]], str]] = [
             _member("escape", tarfile.SYMTYPE, linkname=str(w.outside)),
             _member("escape/evil.fits", data=b"x"),
         ],
-        "is a link",
+        "is a symbolic link",
     ),
     (
         "hardlink-out",
         lambda w: [
             _member(f"{DS}_spt.fits", tarfile.LNKTYPE, linkname="../../../../outside/victim.txt")
         ],
-        "is a link",
+        "is a hard link",
     ),
-    ("char-device", lambda w: [_member("null", tarfile.CHRTYPE, devmajor=1, devminor=3)], "device"),
-    ("block-device", lambda w: [_member("sda", tarfile.BLKTYPE, devmajor=8, devminor=0)], "device"),
-    ("fifo", lambda w: [_member("pipe", tarfile.FIFOTYPE)], "FIFO"),
+    (
+        "char-device",
+        lambda w: [_member("null", tarfile.CHRTYPE, devmajor=1, devminor=3)],
+        "is a character device",
+    ),
+    (
+        "block-device",
+        lambda w: [_member("sda", tarfile.BLKTYPE, devmajor=8, devminor=0)],
+        "is a block device",
+    ),
+    ("fifo", lambda w: [_member("pipe", tarfile.FIFOTYPE)], "is a FIFO"),
     ("duplicate", lambda w: [_member(RAW, data=b"SIMPLE")], "appears twice"),
+    # Each of these passes every check but one, so that one is the only thing refusing it.
+    ("dotdot-staying-inside", lambda w: [_member(f"sub/../{DS}_spt.fits", data=b"x")], "'..'"),
+    ("unknown-type", lambda w: [_member(f"{DS}_spt.fits", b"V")], "of unsupported type 'V'"),
 ]
 
 
@@ -193,6 +204,23 @@ def test_decompression_bomb_is_21(world, raw_source, monkeypatch):
     world.assert_failed(21, "byte limit")
 
 
+def test_several_members_each_under_the_limit_adding_up_to_more_is_21(
+    world, raw_source, monkeypatch
+):
+    """Three members of 6 MiB of zeros against a 16 MiB limit: the limit is on their sum."""
+    monkeypatch.setenv("CALDP_MAX_TAR_BYTES", str(16 * 2**20))
+    path = world.src / f"{DS}.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(raw_source, arcname=RAW)
+        for suffix in ("spt", "trl", "jif"):
+            info = tarfile.TarInfo(f"{DS}_{suffix}.fits")
+            info.size = 6 * 2**20
+            tar.addfile(info, io.BytesIO(bytes(info.size)))
+    world.freeze()
+    assert run(DS, world.src, world.out) == 21
+    world.assert_failed(21, "add up to more than the 16777216 byte limit")
+
+
 def test_terabyte_member_header_is_21_under_the_default_limit(world, raw_source):
     terabyte_header(world.src / f"{DS}.tar.gz", raw_source)
     world.freeze()
@@ -208,6 +236,37 @@ def test_truncated_gzip_is_21(world, raw_source, cut):
     world.freeze()
     assert run(DS, world.src, world.out) == 21
     world.assert_failed(21, "unreadable or truncated")
+
+
+SCI_DATA = 14400  # where the synthetic raw's first SCI array starts
+
+
+def _raw_and_env(raw_source: Path) -> list[tuple[str, bytes]]:
+    """The raw, then the env file: with the stream cut after the raw, only the env file
+    is lost and the dataset still looks complete."""
+    return [(RAW, raw_source.read_bytes()), (f"{DS}_cal_env.txt", b"CALDP_EXAMPLE=1\n")]
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        ("cut_after_first_member", "end-of-stream marker"),
+        ("no_end_of_archive", "no end-of-archive block"),
+        ("flipped_byte", "CRC check failed"),
+    ],
+)
+def test_corrupt_tarball_is_21_and_nothing_is_calibrated(world, raw_source, damage, words):
+    """gzip's CRC and length, and the archive's own end, are checked before anything runs;
+    the flipped byte is a pixel of the raw's first science array."""
+    members = _raw_and_env(raw_source)
+    build = getattr(tarballs, damage)
+    data = build(members, at=SCI_DATA + 100) if damage == "flipped_byte" else build(members)
+    (world.src / f"{DS}.tar.gz").write_bytes(data)
+    world.freeze()
+    assert run(DS, world.src, world.out) == 21
+    world.assert_failed(21, words)
+    assert records(world.tmp) == []  # nothing calibrated
+    assert not (world.out / "data" / "acs" / DS / RAW).exists()
 
 
 def test_not_gzip_is_21(world):

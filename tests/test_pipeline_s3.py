@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import synthetic
+from tests import synthetic, tarballs
 from tests.pipeline_helpers import make_tarball, run
 from tests.s3_fixtures import RecordingProxy, head_reports, s3_client, use_fast_retries
 from tests.standins import STANDIN_DIR
@@ -204,6 +204,33 @@ def test_tarball_without_the_datasets_files_is_21_not_26(s3):
     assert code == 21
     log = body(s3, "outputs/lb4l02m2x/process.txt").decode()
     assert "no input files for lb4l02m2x" in log
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [("cut_after_first_member", "end-of-stream marker"), ("flipped_byte", "CRC check failed")],
+)
+def test_corrupt_input_tarball_is_21_and_nothing_is_calibrated(s3, testdata, damage, words):
+    """The object is whole (S3 checks its length) but the tarball it holds is not: the
+    stream cut after the _rawacq member, or a flipped byte (in the _spt member's gzip
+    header, which nothing but the outer CRC would notice)."""
+    acq = testdata / "cos" / "acq"
+    members = [
+        (f"{DS}_{s}.fits.gz", (acq / f"{DS}_{s}.fits.gz").read_bytes()) for s in ("rawacq", "spt")
+    ]
+    build = getattr(tarballs, damage)
+    data = build(members, member=1, at=5) if damage == "flipped_byte" else build(members)
+    s3.put_object(Bucket=BUCKET, Key=f"inputs/{DS}.tar.gz", Body=data)
+
+    code = run(DS, f"s3://{BUCKET}/inputs", f"s3://{BUCKET}/outputs/{DS}", "caldp-config-local")
+
+    assert code == 21
+    assert keys(s3, BUCKET, "messages/") == [f"messages/error-{DS}"]
+    log = body(s3, f"outputs/{DS}/process.txt").decode()
+    assert words in log
+    assert "result: exit 21 INPUT_TAR_FILE_ERROR" in log.strip().splitlines()[-1]
+    assert "step stage1" not in log and "calcos" not in log  # nothing calibrated
+    assert not [k for k in keys(s3, BUCKET, f"outputs/{DS}/") if k.endswith(".tar.gz")]
 
 
 # ----------------------------------------------------------------------------- verification

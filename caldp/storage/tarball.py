@@ -6,10 +6,16 @@ links, device files and FIFOs are refused, every path is resolved and must stay
 inside the extraction folder, and sizes are bounded so that a decompression
 bomb cannot fill the disk.  The archive is read as a stream, so it can come
 straight from a download without a local copy.
+
+A tarball is gzip-compressed (``.tar.gz``, CONTRACT section 3).  It must be
+whole: the gzip stream ends with its trailer and its CRC and length match, and
+the archive ends with its end-of-archive block.  tarfile alone checks neither,
+and would take a tarball cut after its first member for a complete one.
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import posixpath
@@ -28,6 +34,12 @@ DEFAULT_MAX_TOTAL_BYTES = 200 * 2**30  # 200 GiB of members in all
 DEFAULT_MAX_MEMBERS = 100_000
 DISK_MARGIN_BYTES = 64 * 2**20
 CHUNK = 4 * 2**20
+LIMIT_ENV = "CALDP_MAX_TAR_BYTES"
+
+
+def byte_limit() -> int:
+    """The most bytes the inputs may take once decompressed (``CALDP_MAX_TAR_BYTES``)."""
+    return int(os.environ.get(LIMIT_ENV) or DEFAULT_MAX_TOTAL_BYTES)
 
 
 class TarballError(CaldpError):
@@ -35,6 +47,32 @@ class TarballError(CaldpError):
 
     def __init__(self, message: str):
         super().__init__(ExitCode.INPUT_TAR_FILE_ERROR, message)
+
+
+# What a member that is neither a regular file nor a folder is, for the error message.
+MEMBER_KINDS = {
+    tarfile.SYMTYPE: "a symbolic link",
+    tarfile.LNKTYPE: "a hard link",
+    tarfile.CHRTYPE: "a character device",
+    tarfile.BLKTYPE: "a block device",
+    tarfile.FIFOTYPE: "a FIFO",
+}
+
+
+class _WholeArchiveTarInfo(tarfile.TarInfo):
+    """tarfile ends an archive quietly at a header that is missing, cut short or garbled
+    (anywhere but at the start); only the block of zeros that ends an archive ends it here."""
+
+    @classmethod
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        try:
+            return super().fromtarfile(tarfile_)
+        except tarfile.EOFHeaderError:
+            raise  # the end-of-archive block
+        except tarfile.HeaderError as exc:
+            raise tarfile.ReadError(
+                f"no end-of-archive block: {exc} at byte {tarfile_.offset} of the archive"
+            ) from None
 
 
 def check_member(member: tarfile.TarInfo, dest: Path) -> Path | None:
@@ -49,12 +87,15 @@ def check_member(member: tarfile.TarInfo, dest: Path) -> Path | None:
         raise TarballError(f"tarball member with '..' in its path: {name!r}")
     if not parts:
         return None
-    if member.issym() or member.islnk():
-        raise TarballError(f"tarball member is a link: {name!r} -> {member.linkname!r}")
-    if member.isdev() or member.isfifo():
-        raise TarballError(f"tarball member is a device or FIFO: {name!r}")
     if not (member.isfile() or member.isdir()):
-        raise TarballError(f"tarball member of unsupported type {member.type!r}: {name!r}")
+        kind = MEMBER_KINDS.get(
+            member.type, f"of unsupported type {member.type.decode(errors='replace')!r}"
+        )
+        points_to = f" to {member.linkname!r}" if member.issym() or member.islnk() else ""
+        raise TarballError(
+            f"tarball member {name!r} is {kind}{points_to}: only regular files and folders "
+            "are extracted"
+        )
     target = dest.joinpath(*parts)
     resolved = Path(os.path.realpath(target))
     root = Path(os.path.realpath(dest))
@@ -73,17 +114,19 @@ def extract_stream(
     max_total_bytes: int | None = None,
     max_members: int = DEFAULT_MAX_MEMBERS,
 ) -> list[Path]:
-    """Extract a (gzipped or plain) tar stream into ``dest``; return the files written.
+    """Extract a gzipped tar stream into ``dest``; return the files written.
 
     Raises :class:`TarballError` (exit 21) for anything unsafe, truncated or
     corrupt.  Files already written are removed on failure.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    limit = max_total_bytes or int(os.environ.get("CALDP_MAX_TAR_BYTES", DEFAULT_MAX_TOTAL_BYTES))
+    limit = max_total_bytes or byte_limit()
     written: list[Path] = []
+    seen: set[Path] = set()
     total = 0
     try:
-        with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
+        unzipped = gzip.GzipFile(fileobj=fileobj, mode="rb")
+        with tarfile.open(fileobj=unzipped, mode="r|", tarinfo=_WholeArchiveTarInfo) as tar:
             for count, member in enumerate(tar, start=1):
                 if count > max_members:
                     raise TarballError(f"{source}: more than {max_members} members")
@@ -94,7 +137,7 @@ def extract_stream(
                 if total > limit:
                     raise TarballError(
                         f"{source}: members add up to more than the {limit} byte limit "
-                        "(CALDP_MAX_TAR_BYTES)"
+                        f"({LIMIT_ENV})"
                     )
                 free = shutil.disk_usage(dest).free
                 if member.size > free - DISK_MARGIN_BYTES:
@@ -102,11 +145,13 @@ def extract_stream(
                         f"{source}: member {member.name!r} ({member.size} bytes) does not fit "
                         f"in the {free} bytes free"
                     )
-                if target.exists() or target in written:
+                if target in seen or target.exists():
                     raise TarballError(f"{source}: member {member.name!r} appears twice")
+                seen.add(target)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 written.append(target)  # before writing: a member cut short is removed too
                 _write_member(tar, member, target)
+        _read_to_the_end(unzipped, source, limit - total)
     except TarballError:
         _remove(written)
         raise
@@ -120,6 +165,18 @@ def extract_stream(
         raise
     log.debug("extracted %d files (%d bytes) from %s", len(written), total, source)
     return written
+
+
+def _read_to_the_end(unzipped: gzip.GzipFile, source: str, allowed: int) -> None:
+    """Read what follows the archive's end, up to the gzip trailer, which checks the CRC and
+    length of the whole stream (``gzip.BadGzipFile``, or ``EOFError`` for a stream cut short)."""
+    while chunk := unzipped.read(CHUNK):
+        allowed -= len(chunk)
+        if allowed < 0:
+            raise TarballError(
+                f"{source}: members and what follows them add up to more than the byte "
+                f"limit ({LIMIT_ENV})"
+            )
 
 
 def extract_file(path: Path, dest: Path, **kwargs) -> list[Path]:
