@@ -10,10 +10,15 @@
 * ``DIR/crds_cache/``: a tiny CRDS cache with a synthetic context
   ``hst_0001.pmap`` (COS only, one reference type) so that CRDS bestrefs runs
   for real, offline.
+* ``DIR/products/jsampl01q_flt.fits``: a synthetic calibrated ACS/HRC star
+  field, to see an image preview: the acquisition gets none, and the programs
+  that calibrate images (hstcal) are not on PyPI.  Its brightest stars
+  saturate (DQ 256 and 2048) and one column is flagged bad (DQ 4).
 
 Then::
 
     CRDS_PATH=DIR/crds_cache caldp-process lsampl01q file:DIR/inputs file:DIR/outputs caldp-config-local
+    caldp-previews -o DIR/previews DIR/products/jsampl01q_flt.fits
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import tarfile
 from pathlib import Path
 
 DATASET = "lsampl01q"
+IMAGE = "jsampl01q_flt.fits"
+FULL_WELL = 80_000.0  # where the synthetic detector saturates, in counts
 CONTEXT = "hst_0001.pmap"
 SYNTHETIC = "SYNTHETIC sample made by caldp.sample; not Hubble data"
 
@@ -216,6 +223,54 @@ def write_acquisition(folder: Path, dataset: str = DATASET) -> list[Path]:
     return [raw, spt]
 
 
+def write_star_field(folder: Path, name: str = IMAGE, size: int = 512) -> Path:
+    """A synthetic calibrated ACS/HRC exposure: sky, 300 stars of which the brightest
+    saturate (clipped at :data:`FULL_WELL`, DQ 256|2048), and a hot column flagged bad."""
+    import numpy as np
+    from astropy.io import fits
+
+    rng = np.random.default_rng(2026)
+    sci = rng.normal(30.0, 4.0, (size, size)).astype(np.float32)
+    half = 12
+    yy, xx = np.mgrid[-half : half + 1, -half : half + 1]
+    peaks = 10 ** rng.uniform(2.0, 5.7, 300)
+    for peak, (y, x) in zip(peaks, rng.integers(half, size - half, (300, 2)), strict=True):
+        sigma = 1.6
+        star = peak * np.exp(-(yy**2 + xx**2) / (2 * sigma**2))
+        sci[y - half : y + half + 1, x - half : x + half + 1] += star.astype(np.float32)
+    dq = np.zeros((size, size), dtype=np.int16)
+    saturated = sci >= FULL_WELL
+    sci[saturated] = FULL_WELL
+    dq[saturated] = 256 | 2048  # full well, A-to-D
+    column = size * 3 // 5
+    sci[:, column] += 5000.0
+    dq[:, column] |= 4  # a bad detector column
+    primary = fits.PrimaryHDU()
+    for key, value in (
+        ("FILENAME", name),
+        ("TELESCOP", "HST"),
+        ("INSTRUME", "ACS"),
+        ("DETECTOR", "HRC"),
+        ("ROOTNAME", name.split("_")[0]),
+        ("TARGNAME", "SYNTHETIC"),
+        ("FILTER1", "F555W"),
+        ("EXPTIME", 60.0),
+    ):
+        primary.header[key] = value
+    primary.header["HISTORY"] = SYNTHETIC
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    fits.HDUList(
+        [
+            primary,
+            fits.ImageHDU(sci, name="SCI", ver=1),
+            fits.ImageHDU(np.sqrt(np.abs(sci) + 16.0).astype(np.float32), name="ERR", ver=1),
+            fits.ImageHDU(dq, name="DQ", ver=1),
+        ]
+    ).writeto(path, overwrite=True)
+    return path
+
+
 def make_sample(dest: Path) -> dict[str, Path]:
     """Write the sample under ``dest``; return its parts."""
     dest = dest.resolve()
@@ -231,13 +286,15 @@ def make_sample(dest: Path) -> dict[str, Path]:
         f.unlink()
     staging.rmdir()
     cache = write_crds_cache(dest / "crds_cache")
-    return {"inputs": inputs, "tarball": tarball, "crds_cache": cache}
+    image = write_star_field(dest / "products")
+    return {"inputs": inputs, "tarball": tarball, "crds_cache": cache, "image": image}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m caldp.sample",
-        description="Write a small SYNTHETIC COS acquisition and CRDS cache to try caldp offline.",
+        description="Write a small SYNTHETIC COS acquisition and CRDS cache to try caldp "
+        "offline, and a synthetic star field to try caldp-previews on.",
     )
     parser.add_argument("dest", type=Path, help="folder to write the sample into")
     args = parser.parse_args(argv)
@@ -248,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         f"run: CRDS_PATH={parts['crds_cache']} caldp-process {DATASET} "
         f"file:{parts['inputs']} file:{args.dest.resolve() / 'outputs'} caldp-config-local"
     )
+    print(f"previews: caldp-previews -o {args.dest.resolve() / 'previews'} {parts['image']}")
     return 0
 
 

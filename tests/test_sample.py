@@ -23,3 +23,24 @@ def test_sample_runs_end_to_end_offline(tmp_path, monkeypatch):
     )  # assigned by CRDS from the sample context
     assert header["CRDS_CTX"] == sample.CONTEXT
     assert any("SYNTHETIC" in str(h) for h in header["HISTORY"])
+
+
+def test_sample_star_field_preview(tmp_path):
+    """The README's second command: a preview of the sample's synthetic star field, its
+    saturated stars white and its bad column neutral."""
+    import numpy as np
+    from PIL import Image
+
+    from caldp.previews import cli
+
+    parts = sample.make_sample(tmp_path / "sample")
+    out = tmp_path / "sample" / "previews"
+    assert cli.main(["-o", str(out), str(parts["image"])]) == 0
+    shown = np.asarray(Image.open(out / "jsampl01q_flt.jpg")).astype(int)[::-1]  # FITS rows
+    dq = fits.getdata(parts["image"], "DQ")
+    saturated = (dq & 2048) != 0
+    bad = dq == 4
+    assert saturated.sum() > 50 and bad.sum() > 400
+    assert shown[saturated].mean() > 245  # white (JPEG blurs the edges a little)
+    assert np.median(shown[bad]) < 40  # neutral: the display value of the sky
+    assert Image.open(out / "jsampl01q_flt_thumb.jpg").size == (128, 128)
