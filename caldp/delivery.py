@@ -36,12 +36,18 @@ def products(work_dir: Path, handler: Handler) -> list[Path]:
 
 
 def snapshot(files_dir: Path, dest: Path) -> list[Path]:
-    """Copies of the files in ``files_dir`` as they are now (logs, for delivery)."""
+    """Copies of the files in ``files_dir`` as they are now (logs, for delivery); the
+    files themselves when there is no room for copies (a full working disk)."""
     shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir()
-    for p in sorted(files_dir.iterdir()):
-        if p.is_file():
-            shutil.copyfile(p, dest / p.name)
+    try:
+        dest.mkdir()
+        for p in sorted(files_dir.iterdir()):
+            if p.is_file():
+                shutil.copyfile(p, dest / p.name)
+    except OSError as exc:
+        log.warning("cannot copy the logs for delivery (%s): delivering them as they are", exc)
+        shutil.rmtree(dest, ignore_errors=True)
+        return sorted(p for p in files_dir.iterdir() if p.is_file())
     return sorted(dest.iterdir())
 
 

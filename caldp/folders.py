@@ -18,7 +18,9 @@ contain the working folder or the output folder: caldp reads only the files at
 its top level.
 
 The working folder carries a marker file, so that a folder caldp did not make
-is never removed in its place.
+is never removed in its place, and a reserve file of :data:`RESERVE_BYTES`
+(:func:`release_reserve`): when a step fills the working disk, releasing it
+leaves room for the failure's log lines, metrics and delivery.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from caldp.datasets import Dataset
 from caldp.storage import Uri
 
 WORK_MARKER = ".caldp-work"  # in every working folder caldp makes
+RESERVE = ".caldp-reserve"
+RESERVE_BYTES = 8 * 2**20
 
 
 class FoldersError(ValueError):
@@ -123,7 +127,24 @@ def prepare_work_dir(work: Path) -> Path:
     work.mkdir(parents=True)
     (work / WORK_MARKER).write_text("a caldp working folder: removed by the next run\n")
     (work / "logs").mkdir()
+    _reserve(work / RESERVE, RESERVE_BYTES)
     return work
+
+
+def _reserve(path: Path, size: int) -> None:
+    """Allocate ``size`` bytes of disk in ``path`` (real blocks, not a sparse file)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError:  # no room even for this, or a file system without fallocate
+        os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
+
+
+def release_reserve(work: Path) -> None:
+    """Free the reserve of :func:`prepare_work_dir` (a step failed, perhaps for a full disk)."""
+    (work / RESERVE).unlink(missing_ok=True)
 
 
 def remove_work_dir(work: Path) -> None:

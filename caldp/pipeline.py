@@ -187,7 +187,13 @@ class Run:
         start = time.monotonic()
         try:
             with exit_on_exception(code, f"step {name} failed", simulate=simulate):
-                yield
+                try:
+                    yield
+                except BaseException:
+                    # room for the failure's log lines, metrics and delivery, were the
+                    # working disk full
+                    folders.release_reserve(self.work_dir)
+                    raise
         except BaseException:
             seconds = time.monotonic() - start
             self.times.add(name, seconds)
@@ -356,6 +362,7 @@ class Run:
     ) -> ExitCode:
         """Metrics, delivery, messages; returns the final exit status."""
         disk.stop()
+        folders.release_reserve(self.work_dir)
         self.write_metrics(code, process_start, disk)
         log.info("result: exit %d %s (%s)", code.value, code.name, code.description)
         if not self.output_ok:
@@ -388,9 +395,20 @@ class Run:
     def write_metrics(
         self, code: ExitCode, start: metrics.Usage, disk: metrics.DiskMonitor
     ) -> None:
-        metrics.write_run_metrics(
-            self.logs_dir, self.request.command, self.dataset.name, code, start, disk, self.times
-        )
+        """The metrics files; a failure to write them (a full working disk) is logged, and
+        the run still delivers what it can and writes its final message."""
+        try:
+            metrics.write_run_metrics(
+                self.logs_dir,
+                self.request.command,
+                self.dataset.name,
+                code,
+                start,
+                disk,
+                self.times,
+            )
+        except OSError as exc:
+            log.error("cannot write the metrics files in %s: %s", self.logs_dir, exc)
 
 
 @functools.cache

@@ -73,6 +73,7 @@ from tests.pipeline_helpers import hashes, make_tarball, messages, records, run,
 ROWS = [
     "fetch",
     "tarball",
+    "headers",
     "bestrefs",
     "stage1",
     "stage1 SVM",
@@ -97,14 +98,21 @@ COLUMNS = [
 PROGRAM_FAULTS = ("exit code", "signal", "prog MemErr")
 NO_PROGRAM = "no calibration program runs in this step"
 OUTPUT_ONLY = (
-    "disk full / unwritable are faults of the output location (delivery, messages, output "
-    "check) and of the tarball extraction's free-space check; a full working disk elsewhere "
-    "fails the program that writes to it (its step's code)"
+    "unwritable is a fault of the output location (delivery, messages, output check); disk "
+    "full is the working disk filling up in the steps that write to it (fetch, headers, "
+    "stage 1 and 2, previews) and the output's in the others; bestrefs writes nothing there"
+)
+HEADERS_ONLY = (
+    "the version keywords step rewrites the staged copies: its other faults are the fetch "
+    "row's code path (21); a disk that fills up as it writes is its own"
 )
 ABSENT: dict[tuple[str, str], str] = {
     **{(r, c): NO_PROGRAM for r in ROWS for c in PROGRAM_FAULTS},
     **{(r, c): OUTPUT_ONLY for r in ROWS for c in ("disk full", "unwritable")},
+    **{("headers", c): HEADERS_ONLY for c in COLUMNS},
 }
+for _row in ("fetch", "headers", "stage1", "stage2", "previews"):
+    del ABSENT[(_row, "disk full")]
 for _row in ("stage1", "stage1 SVM", "stage1 MVM", "stage2"):
     for _column in PROGRAM_FAULTS:
         del ABSENT[(_row, _column)]
@@ -285,6 +293,22 @@ def inject(ctx: Ctx, target: str, make: Callable[[], BaseException], nth: int = 
     ctx.monkeypatch.setattr(owner, name, faulty)
 
 
+def before(ctx: Ctx, target: str, first: Callable[[], None], nth: int = 1) -> None:
+    """Run ``first`` right before the ``nth`` call of ``module:attr`` (to change the world
+    as a step begins)."""
+    owner, name = _resolve(target)
+    original = getattr(owner, name)
+    calls = [0]
+
+    def wrapped(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == nth:
+            first()
+        return original(*args, **kwargs)
+
+    ctx.monkeypatch.setattr(owner, name, wrapped)
+
+
 def after(ctx: Ctx, target: str, then: Callable[[], None]) -> None:
     """Run ``then`` right after ``module:attr`` returns (to change the world mid-run)."""
     owner, name = _resolve(target)
@@ -420,6 +444,20 @@ def tarball_disk_full(ctx: Ctx) -> None:
     ctx.mounts.tmpfs(ctx.home, "32m")
 
 
+def work_disk_full(target: str, nth: int = 1) -> Callable[[Ctx], None]:
+    """``$CALDP_HOME`` is a small file system that fills up as the step begins (the
+    step's own writes then fail with ENOSPC)."""
+
+    def setup(ctx: Ctx) -> None:
+        if not Mounts.allowed():
+            pytest.skip("needs a size-limited file system (tmpfs mount, as root)")
+        MATRIX.note("disk full: real ENOSPC from a size-limited tmpfs")
+        ctx.mounts.tmpfs(ctx.home, "32m")
+        before(ctx, target, lambda: fill(ctx.home), nth)
+
+    return setup
+
+
 def check_unwritable(ctx: Ctx) -> None:
     """The output folder cannot be written at all."""
     MATRIX.note(make_unwritable(ctx, ctx.out, mounted=_prepare_folder(ctx, ctx.out)))
@@ -538,6 +576,42 @@ def _cases() -> list[Case]:
         ),
         Case("stage2", "ENOMEM", 34, ("Cannot allocate memory",), setup=fork_fails("runastrodriz")),
         Case("tarball", "disk full", 21, ("does not fit",), setup=tarball_disk_full),
+        Case(
+            "fetch",
+            "disk full",
+            21,
+            ("No space left on device",),
+            setup=work_disk_full("caldp.inputs:stage"),
+        ),
+        Case(
+            "headers",
+            "disk full",
+            21,
+            ("No space left on device",),
+            setup=work_disk_full("caldp.headers:update_primary"),
+        ),
+        Case(
+            "stage1",
+            "disk full",
+            23,
+            ("calacs.e exited", "No space left on device"),
+            setup=work_disk_full("caldp.runner:run"),
+        ),
+        Case(
+            "stage2",
+            "disk full",
+            24,
+            ("runastrodriz exited", "space"),  # astropy: "Not enough space on disk"
+            setup=work_disk_full("caldp.runner:run", 2),
+        ),
+        Case(
+            "previews",
+            "disk full",
+            28,
+            ("No space left on device",),
+            "products",
+            work_disk_full("caldp.previews:make_previews"),
+        ),
         Case(
             "delivery",
             "SIGTERM",
