@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from caldp.exit_codes import ExitCode
+from caldp.retry import GaveUp, retry
 from caldp.storage import s3_client as s3
 from caldp.sysexit import CaldpError
 
@@ -226,9 +227,7 @@ def fetch_references(crds_bucket: str, crds_path: Path, names: list[str]) -> lis
             "no size/sha1 in the cache's download_metadata for: " + ", ".join(unknown)
         )
     ref_dir = crds_path / "references" / OBSERVATORY
-    policy = s3.RetryPolicy.from_env(
-        "CALDP_REFERENCE_RETRIES", "CALDP_REFERENCE_RETRY_SECONDS", 4, 10.0
-    )
+    policy = s3.policy_from_env("CALDP_REFERENCE_RETRIES", "CALDP_REFERENCE_RETRY_SECONDS", 4, 10.0)
     client = s3.make_client(max_connections=DOWNLOAD_THREADS + 2)
 
     def get(name: str) -> Path:
@@ -242,28 +241,22 @@ def fetch_references(crds_bucket: str, crds_path: Path, names: list[str]) -> lis
             log.warning("cached reference %s is bad (%s); downloading it again", name, problem)
         key = s3.join_key(prefix, f"references/{OBSERVATORY}/{name}")
         url = s3.s3_url(bucket, key)
-        problem = ""
-        for attempt in range(1, policy.attempts + 1):
-            try:
-                _verified_download(client, bucket, key, target, expected)
-                log.info("reference %s fetched from %s and verified", name, url)
-                return target
-            except s3.boto_errors() + (_BadReference,) as exc:
-                problem = s3.describe_error(exc)
-                if attempt < policy.attempts:
-                    log.warning(
-                        "reference %s (attempt %d of %d): %s; retrying in %.0f s",
-                        url,
-                        attempt,
-                        policy.attempts,
-                        problem,
-                        policy.first_wait,
-                    )
-                    time.sleep(policy.first_wait)
-        raise ReferenceFetchError(
-            f"reference {name} could not be fetched from {url} after {policy.attempts} "
-            f"attempt(s): {problem}"
-        )
+        try:
+            retry(
+                f"reference {url}",
+                lambda: _verified_download(client, bucket, key, target, expected),
+                policy,
+                s3.boto_errors() + (_BadReference,),
+                describe=s3.describe_error,
+                log=log,
+            )
+        except GaveUp as exc:
+            raise ReferenceFetchError(
+                f"reference {name} could not be fetched from {url} after {exc.attempts} "
+                f"attempt(s): {s3.describe_error(exc.last)}"
+            ) from exc.last
+        log.info("reference %s fetched from %s and verified", name, url)
+        return target
 
     with ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="caldp-refs") as pool:
         return list(pool.map(get, wanted))

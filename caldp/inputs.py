@@ -1,8 +1,8 @@
 """Pick a dataset's own files among the fetched ones and copy them into the working folder.
 
 Membership is exact: ``<root>_<type>.fits`` for the dataset's rootnames (the
-dataset itself and, for an association, the members listed in its
-``_asn.fits``), or the files listed in a mosaic's poller file.  Never a short
+dataset itself and, for an association, the exposures its ``_asn.fits`` lists
+as present), or the files listed in a mosaic's poller file.  Never a short
 name prefix, which would mix datasets that share one.
 """
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from caldp.datasets import Dataset
+from caldp.hstfiles import HstFileError, read_association, read_poller
 from caldp.instruments import Handler
 
 log = logging.getLogger("caldp.inputs")
@@ -40,44 +41,6 @@ def canonical_name(path: Path) -> str:
     return name[:-3] if name.endswith(".fits.gz") else name
 
 
-def asn_members(asn_file: Path) -> list[str]:
-    """Lower-case rootnames of the exposures listed in an association table."""
-    from astropy.io import fits
-
-    try:
-        with fits.open(asn_file) as hdul:
-            table = hdul[1].data
-            names = [str(n).strip().lower() for n in table["MEMNAME"]]
-            types = [str(t).strip().upper() for t in table["MEMTYPE"]]
-    except (OSError, KeyError, IndexError, TypeError, ValueError) as exc:
-        raise InputsError(f"cannot read the association table {asn_file.name}: {exc}") from exc
-    return [n for n, t in zip(names, types, strict=True) if t.startswith("EXP")]
-
-
-def poller_files(poller: Path) -> list[str]:
-    """File names listed in a poller file (first comma-separated field of each line)."""
-    names = []
-    try:
-        text = poller.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise InputsError(f"cannot read the poller file {poller.name}: {exc}") from exc
-    for line in text.splitlines():
-        field = line.split(",", 1)[0].strip()
-        if not field or field.startswith("#"):
-            continue
-        # The mosaic programs open the first field as given, relative to their working
-        # folder: only a bare file name keeps them on the staged copies.
-        if "/" in field or "\\" in field or field in (".", ".."):
-            raise InputsError(
-                f"unusable file name in {poller.name}: {field!r} (a poller file lists bare file names)"
-            )
-        name = field
-        names.append(name)
-    if not names:
-        raise InputsError(f"the poller file {poller.name} lists no files")
-    return names
-
-
 def select(dataset: Dataset, handler: Handler, candidates: Iterable[Path]) -> Selection:
     """The dataset's own files among ``candidates``; raise :class:`InputsError` if incomplete."""
     by_name: dict[str, Path] = {}
@@ -97,7 +60,10 @@ def select(dataset: Dataset, handler: Handler, candidates: Iterable[Path]) -> Se
     if dataset.is_association:
         if asn_name not in by_name:
             raise InputsError(f"association {dataset.name} has no {asn_name} among the inputs")
-        members = asn_members(by_name[asn_name])
+        try:
+            members = read_association(by_name[asn_name]).exposures
+        except HstFileError as exc:
+            raise InputsError(str(exc)) from exc
         roots.update(members)
     wanted = {f"{root}_{sfx}.fits" for root in roots for sfx in handler.input_suffixes}
     files = sorted((p for n, p in by_name.items() if n in wanted), key=canonical_name)
@@ -125,7 +91,10 @@ def _select_mosaic(dataset: Dataset, by_name: dict[str, Path], env_file: Path | 
     poller = by_name.get(poller_name)
     if poller is None:
         raise InputsError(f"mosaic {dataset.name} has no poller file {poller_name}")
-    listed = poller_files(poller)
+    try:
+        listed = read_poller(poller)
+    except HstFileError as exc:
+        raise InputsError(str(exc)) from exc
     missing = [n for n in listed if n not in by_name]
     if missing:
         raise InputsError(f"files listed in {poller_name} are missing: {', '.join(missing)}")

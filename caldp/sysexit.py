@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from caldp.errors import is_os_memory_error
 from caldp.exit_codes import ExitCode
 
 log = logging.getLogger("caldp")
@@ -54,12 +55,6 @@ class Terminated(BaseException):
     def __init__(self, signame: str = "SIGTERM"):
         self.signame = signame
         super().__init__(f"terminated by {signame}")
-
-
-def is_os_memory_error(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and (
-        exc.errno == errno.ENOMEM or "Cannot allocate memory" in str(exc)
-    )
 
 
 def classify(exc: BaseException, step_code: int = ExitCode.GENERIC_ERROR) -> ExitCode:

@@ -208,3 +208,29 @@ def test_selection_is_exact():
     ]
     assert aq.select_rows(rows, ["ASN", "RAW"], ["j8cb01abq"]) == [0]
     assert aq.select_named(rows, ["J8CB01ABZ_RAW.FITS"]) == [1]
+
+
+def test_association_member_not_present_is_neither_fetched_nor_required(mast, testdata, tmp_path):
+    from astropy.io import fits
+    from astropy.table import Table
+
+    from caldp import inputs
+    from caldp.instruments import HANDLERS
+
+    asn = tmp_path / "j8bt05020_asn.fits"
+    table = Table(
+        {
+            "MEMNAME": ["J8BT05NJQ", "J8BT05NKQ", "J8BT05021"],
+            "MEMTYPE": ["EXP-CRJ", "EXP-CRJ", "PROD-CRJ"],
+            "MEMPRSNT": [True, False, True],
+        }
+    )
+    fits.HDUList([fits.PrimaryHDU(), fits.table_to_hdu(table)]).writeto(asn)
+    catalog = Catalog()
+    catalog.add_observation("j8bt05020", "ACS/HRC", [asn, testdata / "acs" / ACS_RAW])
+    server = mast(catalog)
+    files = aq.fetch("", parse("j8bt05020"), tmp_path / "in")
+    assert sorted(p.name for p in files) == ["j8bt05020_asn.fits", ACS_RAW]
+    selection = inputs.select(parse("j8bt05020"), HANDLERS["acs"], files)
+    assert [p.name for p in selection.files] == ["j8bt05020_asn.fits", ACS_RAW]
+    assert server.downloads("j8bt05nkq_raw.fits") == 0

@@ -575,4 +575,4 @@ def test_unreadable_association_table_falls_back_to_headers(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="caldp.previews"):
         selected = previews.select_products("acs", tmp_path, "j8cb01010")
     assert names(selected) == ["j8cb01u2q_flt.fits"]
-    assert "j8cb01010_asn.fits unreadable" in caplog.text
+    assert "cannot read the association table j8cb01010_asn.fits" in caplog.text

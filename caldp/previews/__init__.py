@@ -16,13 +16,14 @@ as memory errors.
 
 from __future__ import annotations
 
-import errno
 import logging
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from caldp.errors import is_memory_error
+from caldp.hstfiles import HstFileError, read_association
 from caldp.instruments import HANDLERS, Handler, mosaic_by_product
 from caldp.instruments.model import DEFAULT_THUMB_SIZE
 from caldp.sysexit import describe
@@ -63,18 +64,13 @@ def _fits_files(product_dir: Path) -> list[Path]:
 
 def _association_rootnames(product_dir: Path, dataset_name: str) -> set[str]:
     """Member and product rootnames listed in ``<ds>_asn.fits``, if that file is there."""
-    from astropy.io import fits
-
     for ext in FITS_EXTENSIONS:
         asn = product_dir / f"{dataset_name}_asn{ext}"
         if asn.exists():
             try:
-                with fits.open(asn) as hdul:
-                    return {str(n).strip().lower() for n in hdul[1].data["MEMNAME"]}
-            except Exception as exc:
-                if _is_memory_error(exc):
-                    raise
-                log.warning("%s unreadable (%s): members found by their ASN_ID", asn.name, exc)
+                return read_association(asn).rootnames
+            except HstFileError as exc:
+                log.warning("%s (members found by their ASN_ID)", exc)
     return set()
 
 
@@ -84,7 +80,7 @@ def _header_asn_id(path: Path) -> str:
     try:
         return str(fits.getval(path, "ASN_ID", 0)).strip().lower()
     except Exception as exc:  # no keyword, or not readable: then not a member by header
-        if _is_memory_error(exc):
+        if is_memory_error(exc):
             raise
         return ""
 
@@ -131,10 +127,6 @@ def _handler(kind: str) -> Handler:
     return handler
 
 
-def _is_memory_error(exc: BaseException) -> bool:
-    return isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM)
-
-
 def preview_product(path: Path, preview_dir: Path, kind: str) -> list[Path]:
     """Make the previews of one product file (image or spectrum by its suffix)."""
     handler = _handler(kind)
@@ -172,7 +164,7 @@ def _attempt(report: PreviewReport, label: str, action, *args) -> None:
             warnings.simplefilter("always")
             made = action(*args)
     except Exception as exc:
-        if _is_memory_error(exc):
+        if is_memory_error(exc):
             raise
         reason = describe(exc)
         gists = _gists(caught)

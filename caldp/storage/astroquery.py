@@ -29,16 +29,18 @@ import logging
 import os
 import re
 import shutil
-import time
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from caldp.datasets import Dataset
+from caldp.errors import is_memory_error
 from caldp.exit_codes import ExitCode
+from caldp.hstfiles import HstFileError, poller_names, read_association
 from caldp.instruments import handler_for
-from caldp.sysexit import CaldpError, is_os_memory_error
+from caldp.retry import GaveUp, RetryPolicy, retry
+from caldp.sysexit import CaldpError
 
 log = logging.getLogger("caldp.astroquery")
 
@@ -59,18 +61,11 @@ def _env_number(name: str, default: float) -> float:
         return default
 
 
-def _attempts() -> int:
-    return max(1, int(_env_number("CALDP_ASTROQUERY_RETRIES", 3)))
-
-
-def _first_wait() -> float:
-    return max(0.0, _env_number("CALDP_ASTROQUERY_RETRY_SECONDS", 5.0))
-
-
-def _reraise_fatal(exc: BaseException) -> None:
-    """Memory errors keep their own exit codes: never turn them into 22."""
-    if isinstance(exc, MemoryError) or is_os_memory_error(exc):
-        raise exc
+def _policy() -> RetryPolicy:
+    return RetryPolicy(
+        attempts=max(1, int(_env_number("CALDP_ASTROQUERY_RETRIES", 3))),
+        first_wait=max(0.0, _env_number("CALDP_ASTROQUERY_RETRY_SECONDS", 5.0)),
+    )
 
 
 def mast_server() -> str:
@@ -106,30 +101,19 @@ def observations_client() -> Any:
 
 
 def _retrying(what: str, func: Any) -> Any:
-    attempts = _attempts()
-    for attempt in range(1, attempts + 1):
-        try:
-            return func()
-        except AstroqueryError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - astroquery and requests raise many types
-            _reraise_fatal(exc)
-            if attempt == attempts:
-                raise AstroqueryError(
-                    f"{what} failed after {attempts} attempt(s): {type(exc).__name__}: {exc}"
-                ) from exc
-            wait = _first_wait() * 2 ** (attempt - 1)
-            log.warning(
-                "%s failed (attempt %d of %d): %s: %s; retrying in %.1f s",
-                what,
-                attempt,
-                attempts,
-                type(exc).__name__,
-                exc,
-                wait,
-            )
-            time.sleep(wait)
-    raise AssertionError("unreachable")  # pragma: no cover
+    """``func()`` retried on any error of astroquery or requests (they raise many types)."""
+    try:
+        return retry(what, func, _policy(), (Exception,), is_final=_is_ours, log=log)
+    except GaveUp as exc:
+        if isinstance(exc.last, AstroqueryError):
+            raise exc.last from None
+        raise AstroqueryError(
+            f"{what} failed after {exc.attempts} attempt(s): {type(exc.last).__name__}: {exc.last}"
+        ) from exc.last
+
+
+def _is_ours(exc: BaseException) -> bool:
+    return isinstance(exc, AstroqueryError)
 
 
 def query_products(client: Any, obs_ids: Iterable[str]) -> Any:
@@ -224,9 +208,9 @@ def download(client: Any, products: Any, indexes: list[int], dest: Path) -> list
     dest.mkdir(parents=True, exist_ok=True)
     todo = list(indexes)
     done: list[Path] = []
-    attempts = _attempts()
     problems: dict[str, str] = {}
-    for attempt in range(1, attempts + 1):
+
+    def download_missing() -> None:
         failed = []
         for index in todo:
             row = products[index]
@@ -241,28 +225,26 @@ def download(client: Any, products: Any, indexes: list[int], dest: Path) -> list
             else:
                 problems.pop(name, None)
                 done.append(path)
-        todo = failed
-        if not todo:
-            break
-        if attempt < attempts:
-            wait = _first_wait() * 2 ** (attempt - 1)
-            log.warning(
-                "%d of %d MAST files not downloaded (attempt %d of %d: %s); retrying in %.1f s",
-                len(todo),
-                len(indexes),
-                attempt,
-                attempts,
-                "; ".join(f"{k}: {v}" for k, v in sorted(problems.items())),
-                wait,
+        todo[:] = failed
+        if todo:
+            raise _Incomplete(
+                f"{len(todo)} of {len(indexes)} MAST files not downloaded: "
+                + "; ".join(f"{k}: {v}" for k, v in sorted(problems.items()))
             )
-            time.sleep(wait)
-    if todo:
+
+    try:
+        retry("MAST download", download_missing, _policy(), (_Incomplete,), log=log)
+    except GaveUp as exc:
         detail = "; ".join(f"{k}: {v}" for k, v in sorted(problems.items()))
         raise AstroqueryError(
             f"{len(todo)} of {len(indexes)} files could not be downloaded from MAST "
-            f"after {attempts} attempt(s): {detail}"
-        )
+            f"after {exc.attempts} attempt(s): {detail}"
+        ) from None
     return done
+
+
+class _Incomplete(Exception):
+    """Some files of a MAST download are still missing."""
 
 
 def _download_one(client: Any, table: Any, dest: Path) -> str | None:
@@ -274,7 +256,8 @@ def _download_one(client: Any, table: Any, dest: Path) -> str | None:
                 table, download_dir=str(dest), flat=True, cache=False, verbose=False
             )
     except Exception as exc:  # noqa: BLE001 - requests/astroquery errors
-        _reraise_fatal(exc)
+        if is_memory_error(exc):
+            raise  # memory errors keep their own exit codes: never 22
         return f"{type(exc).__name__}: {exc}"
     if manifest is None or not len(manifest):
         return "astroquery downloaded nothing"
@@ -294,23 +277,6 @@ def _check_size(path: Path, listed: str) -> str | None:
     if size > 0 and path.stat().st_size != size:
         return f"size {path.stat().st_size} != {size} listed by MAST"
     return None
-
-
-def _asn_members(asn: Path) -> list[str]:
-    """Lower-case rootnames of the exposures (``EXP-*``) listed in an association table."""
-    from astropy.io import fits
-
-    try:
-        with fits.open(asn) as hdul:
-            data = hdul[1].data
-            names = [str(n).strip().lower() for n in data["MEMNAME"]]
-            types = [str(t).strip().upper() for t in data["MEMTYPE"]]
-            present = [bool(p) for p in data["MEMPRSNT"]] if "MEMPRSNT" in data.names else None
-    except (OSError, KeyError, IndexError, TypeError, ValueError) as exc:
-        raise AstroqueryError(f"cannot read association table {asn.name}: {exc}") from exc
-    if present is None:
-        present = [True] * len(names)
-    return [n for n, t, p in zip(names, types, present, strict=True) if t.startswith("EXP") and p]
 
 
 def _fetch_exposures(dataset: Dataset, dest: Path) -> list[Path]:
@@ -336,7 +302,10 @@ def _fetch_exposures(dataset: Dataset, dest: Path) -> list[Path]:
         if not asn_rows:
             raise AstroqueryError(f"MAST lists no association table {ds}_asn.fits")
         files += download(client, typed, asn_rows, dest)
-        members = _asn_members(files[0])
+        try:
+            members = read_association(files[0]).exposures
+        except HstFileError as exc:
+            raise AstroqueryError(str(exc)) from exc
         roots |= set(members)
         log.info("association %s members: %s", ds, ", ".join(members) or "none")
     rows = select_rows(typed, [t for t in types if t != "ASN"], roots)
@@ -358,18 +327,17 @@ def _fetch_exposures(dataset: Dataset, dest: Path) -> list[Path]:
     return files
 
 
-def _poller_names(lines: list[str], source: str) -> list[str]:
-    names = []
-    for line in lines:
-        field = line.split(",", 1)[0].strip()
-        if not field or field.startswith("#"):
-            continue
-        name = os.path.basename(field.replace("\\", "/"))
-        if not FILENAME_RE.match(name.lower()):
-            raise AstroqueryError(f"{source}: unusable file name {field!r}")
-        names.append(name.lower())
-    if not names:
-        raise AstroqueryError(f"{source} lists no files")
+def _mast_names(lines: list[str], source: str) -> list[str]:
+    """The poller file's names, each of which must be a MAST file name."""
+    try:
+        names = poller_names(lines, source)
+    except HstFileError as exc:
+        raise AstroqueryError(str(exc)) from exc
+    for name in names:
+        if not FILENAME_RE.match(name):
+            raise AstroqueryError(
+                f"{source}: {name!r} is not a MAST file name (<ipppssoot>_<type>.fits, lower case)"
+            )
     return names
 
 
@@ -395,7 +363,7 @@ def _read_poller(location: str, dataset: Dataset, dest: Path) -> tuple[Path, lis
         except OSError as exc:
             raise AstroqueryError(f"cannot read the poller file {path}: {exc}") from exc
         source = str(path)
-    return target, _poller_names(lines, source)
+    return target, _mast_names(lines, source)
 
 
 def _fetch_mosaic(location: str, dataset: Dataset, dest: Path) -> list[Path]:

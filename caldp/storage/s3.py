@@ -39,7 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from caldp.datasets import Dataset
+from caldp.errors import is_memory_error
 from caldp.exit_codes import ExitCode
+from caldp.retry import GaveUp, retry
 from caldp.storage import Delivered, DeliveryPlan, Uri, replaced_by_processing
 from caldp.storage import tarball as tarball_mod
 from caldp.storage.s3_client import (
@@ -55,7 +57,7 @@ from caldp.storage.s3_client import (
     split_location,
 )
 from caldp.storage.s3_upload import TarMember, put_bytes, upload_tarball
-from caldp.sysexit import CaldpError, is_os_memory_error
+from caldp.sysexit import CaldpError
 
 log = logging.getLogger("caldp.s3")
 
@@ -88,7 +90,7 @@ class _GuardedStream(io.RawIOBase):
         try:
             data = self._body.read(None if size is None or size < 0 else size)
         except Exception as exc:  # noqa: BLE001 - any failure of the stream is a download error
-            if isinstance(exc, MemoryError) or is_os_memory_error(exc):
+            if is_memory_error(exc):
                 raise  # memory errors keep their own exit codes
             raise StreamBroken(
                 f"{self._source}: download interrupted after {self.bytes_read} bytes: "
@@ -136,10 +138,10 @@ def fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]:
     key = join_key(prefix, f"{dataset.name}.tar.gz")
     url = s3_url(bucket, key)
     policy = retry_policy()
-    errors = boto_errors() + (StreamBroken,)
     client = make_client()
     dest.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1, policy.attempts + 1):
+
+    def attempt() -> list[Path]:
         before = _tree(dest)
         started = time.monotonic()
         try:
@@ -147,37 +149,35 @@ def fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]:
             stream = _GuardedStream(response["Body"], url)
             with stream:
                 files = tarball_mod.extract_stream(stream, dest, source=url)
-            seconds = max(time.monotonic() - started, 1e-6)
-            log.info(
-                "fetched %s: %d files, %.1f MB in %.1f s",
-                url,
-                len(files),
-                stream.bytes_read / 1e6,
-                seconds,
-            )
-            return files
-        except errors as exc:
-            _remove_new(dest, before)
-            if is_final(exc) or attempt == policy.attempts:
-                raise CaldpError(
-                    ExitCode.S3_DOWNLOAD_ERROR,
-                    f"cannot download {url} (attempt {attempt} of {policy.attempts}): "
-                    f"{describe_error(exc)}",
-                ) from exc
-            wait = policy.wait(attempt)
-            log.warning(
-                "download of %s failed (attempt %d of %d): %s; retrying in %.1f s",
-                url,
-                attempt,
-                policy.attempts,
-                describe_error(exc),
-                wait,
-            )
-            time.sleep(wait)
         except BaseException:
-            _remove_new(dest, before)  # e.g. a corrupt tarball: leave nothing half-written
+            _remove_new(dest, before)  # each try starts clean; nothing half-written stays
             raise
-    raise AssertionError("unreachable")  # pragma: no cover
+        seconds = max(time.monotonic() - started, 1e-6)
+        log.info(
+            "fetched %s: %d files, %.1f MB in %.1f s",
+            url,
+            len(files),
+            stream.bytes_read / 1e6,
+            seconds,
+        )
+        return files
+
+    try:
+        return retry(
+            f"download of {url}",
+            attempt,
+            policy,
+            boto_errors() + (StreamBroken,),
+            is_final=is_final,
+            describe=describe_error,
+            log=log,
+        )
+    except GaveUp as exc:
+        raise CaldpError(
+            ExitCode.S3_DOWNLOAD_ERROR,
+            f"cannot download {url} (attempt {exc.attempts} of {policy.attempts}): "
+            f"{describe_error(exc.last)}",
+        ) from exc.last
 
 
 # ----------------------------------------------------------------------------- outputs

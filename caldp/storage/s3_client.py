@@ -2,9 +2,9 @@
 
 Clients are made from the environment the standard AWS way (boto3's default
 credential chain, ``AWS_ENDPOINT_URL``, ``AWS_REGION``/``AWS_DEFAULT_REGION``);
-failures are classified (final or worth retrying) and retried with a bounded
-exponential backoff: ``CALDP_S3_RETRIES`` attempts (default 4), waiting
-``CALDP_S3_RETRY_SECONDS`` (default 2) doubled after each failure, capped at 60 s.
+failures are classified (final or worth retrying) and retried by
+:func:`caldp.retry.retry`: ``CALDP_S3_RETRIES`` attempts (default 4), waiting
+about ``CALDP_S3_RETRY_SECONDS`` (default 2) doubled after each failure, capped at 60 s.
 Also here: ``s3://bucket/prefix`` locations, keys and URLs.
 """
 
@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from caldp.retry import GaveUp, RetryPolicy, retry
 from caldp.sysexit import CaldpError
 
 log = logging.getLogger("caldp.s3")
@@ -41,31 +40,18 @@ FINAL_ERROR_CODES = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded retries with exponential backoff."""
-
-    attempts: int = 4
-    first_wait: float = 2.0
-    max_wait: float = 60.0
-
-    def wait(self, failures: int) -> float:
-        """Seconds to wait after the ``failures``-th failure (1-based)."""
-        return min(self.max_wait, self.first_wait * 2 ** (failures - 1))
-
-    @classmethod
-    def from_env(
-        cls, attempts_var: str, seconds_var: str, attempts: int, seconds: float
-    ) -> RetryPolicy:
-        return cls(
-            attempts=max(1, env_int(attempts_var, attempts)),
-            first_wait=max(0.0, env_float(seconds_var, seconds)),
-        )
+def policy_from_env(
+    attempts_var: str, seconds_var: str, attempts: int, seconds: float
+) -> RetryPolicy:
+    return RetryPolicy(
+        attempts=max(1, env_int(attempts_var, attempts)),
+        first_wait=max(0.0, env_float(seconds_var, seconds)),
+    )
 
 
 def retry_policy() -> RetryPolicy:
     """The S3 retry policy from ``CALDP_S3_RETRIES`` and ``CALDP_S3_RETRY_SECONDS``."""
-    return RetryPolicy.from_env("CALDP_S3_RETRIES", "CALDP_S3_RETRY_SECONDS", 4, 2.0)
+    return policy_from_env("CALDP_S3_RETRIES", "CALDP_S3_RETRY_SECONDS", 4, 2.0)
 
 
 def env_int(name: str, default: int) -> int:
@@ -165,25 +151,17 @@ def call_with_retries(
     Botocore errors (and ``retry_on``) are retried unless :func:`is_final`; other
     exceptions (MemoryError, bugs) propagate unchanged.
     """
-    policy = policy or retry_policy()
-    errors = boto_errors() + retry_on
-    for attempt in range(1, policy.attempts + 1):
-        try:
-            return func()
-        except errors as exc:
-            final = is_final(exc) or attempt == policy.attempts
-            if final:
-                raise CaldpError(
-                    exit_code, f"{what} failed after {attempt} attempt(s): {describe_error(exc)}"
-                ) from exc
-            wait = policy.wait(attempt)
-            log.warning(
-                "%s failed (attempt %d of %d): %s; retrying in %.1f s",
-                what,
-                attempt,
-                policy.attempts,
-                describe_error(exc),
-                wait,
-            )
-            time.sleep(wait)
-    raise AssertionError("unreachable")  # pragma: no cover
+    try:
+        return retry(
+            what,
+            func,
+            policy or retry_policy(),
+            boto_errors() + retry_on,
+            is_final=is_final,
+            describe=describe_error,
+            log=log,
+        )
+    except GaveUp as exc:
+        raise CaldpError(
+            exit_code, f"{what} failed after {exc.attempts} attempt(s): {describe_error(exc.last)}"
+        ) from exc.last

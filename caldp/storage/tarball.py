@@ -25,8 +25,9 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO
 
+from caldp.errors import is_os_memory_error
 from caldp.exit_codes import ExitCode
-from caldp.sysexit import CaldpError, is_os_memory_error
+from caldp.sysexit import CaldpError
 
 log = logging.getLogger("caldp.tarball")
 

@@ -1,0 +1,120 @@
+"""The one retry rule: bounded attempts, jittered exponential backoff, no retried memory errors."""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+import pytest
+
+from caldp import previews, retry
+from caldp.errors import is_memory_error
+from caldp.retry import GaveUp, RetryPolicy
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    waited: list[float] = []
+    monkeypatch.setattr(retry.time, "sleep", waited.append)
+    return waited
+
+
+def flaky(failures: list[BaseException], result="done"):
+    calls = []
+
+    def func():
+        calls.append(1)
+        if failures:
+            raise failures.pop(0)
+        return result
+
+    func.calls = calls
+    return func
+
+
+def test_waits_are_jittered_doubling_and_capped():
+    policy = RetryPolicy(attempts=9, first_wait=2.0, max_wait=10.0)
+    for failures, ceiling in ((1, 2.0), (2, 4.0), (3, 8.0), (4, 10.0), (8, 10.0)):
+        waits = {policy.wait(failures) for _ in range(200)}
+        assert all(ceiling * 0.5 <= w <= ceiling for w in waits), (failures, waits)
+        assert len(waits) > 1  # jitter: not one fixed value
+        assert max(waits) > ceiling * 0.9 and min(waits) < ceiling * 0.6
+
+
+def test_retries_until_success(sleeps, caplog):
+    func = flaky([ConnectionError("reset"), TimeoutError("slow")])
+    policy = RetryPolicy(attempts=3, first_wait=1.0)
+    with caplog.at_level(logging.WARNING):
+        assert retry.retry("the thing", func, policy, (OSError,)) == "done"
+    assert len(func.calls) == 3 and len(sleeps) == 2
+    assert 0.5 <= sleeps[0] <= 1.0 and 1.0 <= sleeps[1] <= 2.0
+    assert "the thing failed (attempt 1 of 3): ConnectionError: reset" in caplog.text
+
+
+def test_gives_up_with_the_last_error(sleeps):
+    func = flaky([ConnectionError("1"), ConnectionError("2"), ConnectionError("3")])
+    with pytest.raises(GaveUp) as err:
+        retry.retry("x", func, RetryPolicy(attempts=2, first_wait=0.0), (OSError,))
+    assert err.value.attempts == 2 and str(err.value.last) == "2"
+    assert len(func.calls) == 2 and len(sleeps) == 1
+
+
+def test_final_errors_are_not_retried(sleeps):
+    func = flaky([PermissionError("denied")])
+    with pytest.raises(GaveUp) as err:
+        retry.retry(
+            "x",
+            func,
+            RetryPolicy(attempts=5),
+            (OSError,),
+            is_final=lambda exc: isinstance(exc, PermissionError),
+        )
+    assert err.value.attempts == 1 and not sleeps
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        MemoryError(),
+        OSError(errno.ENOMEM, "Cannot allocate memory"),
+        OSError("fork: Cannot allocate memory"),
+    ],
+)
+def test_memory_errors_are_never_retried(sleeps, error):
+    func = flaky([error])
+    with pytest.raises(type(error)):
+        retry.retry("x", func, RetryPolicy(attempts=5), (Exception,))
+    assert len(func.calls) == 1 and not sleeps
+
+
+def test_other_errors_propagate(sleeps):
+    with pytest.raises(KeyError):
+        retry.retry("x", flaky([KeyError("k")]), RetryPolicy(attempts=5), (OSError,))
+    assert not sleeps
+
+
+def test_memory_error_check():
+    assert is_memory_error(MemoryError())
+    assert is_memory_error(OSError(errno.ENOMEM, "x"))
+    assert is_memory_error(OSError("Cannot allocate memory"))
+    assert not is_memory_error(OSError(errno.ENOSPC, "No space left on device"))
+    assert not is_memory_error(ValueError("Cannot allocate memory"))
+
+
+def test_previews_do_not_swallow_cannot_allocate_memory(tmp_path, monkeypatch):
+    product = tmp_path / "j8cb01u1q_flt.fits"
+    product.write_bytes(b"")
+
+    def fails(*args):
+        raise OSError("Cannot allocate memory")  # as numpy or a library words it, no errno
+
+    monkeypatch.setattr(previews, "preview_product", fails)
+    with pytest.raises(OSError, match="Cannot allocate memory"):
+        previews.preview_files([product], ["acs"], tmp_path / "out")
+
+    def io_error(*args):
+        raise OSError(errno.EIO, "io")
+
+    monkeypatch.setattr(previews, "preview_product", io_error)
+    report = previews.preview_files([product], ["acs"], tmp_path / "out")
+    assert "io" in report.failures[product.name]  # other errors: logged and skipped
