@@ -40,6 +40,9 @@ def refused(tmp_path: Path, inp: str, out: str, capsys) -> str:
     return capsys.readouterr().err
 
 
+@pytest.mark.fault(
+    "retry from the kept working folder", "2 before anything is touched; the folder kept"
+)
 def test_retry_from_the_kept_working_folder_is_refused(tmp_path, home, capsys):
     kept = home / "caldp-work" / DS  # as a failed run leaves it
     synthetic.make_dataset(kept, DS)
@@ -50,6 +53,9 @@ def test_retry_from_the_kept_working_folder_is_refused(tmp_path, home, capsys):
     assert "inside the working folder" in err and "copy the files elsewhere" in err
 
 
+@pytest.mark.fault(
+    "a delivered dataset folder as input", "2 before anything is touched; its files kept"
+)
 def test_a_delivered_dataset_folder_as_input_is_refused(tmp_path, home, capsys):
     out = tmp_path / "out"
     delivered = out / "data" / "acs" / DS
@@ -59,6 +65,7 @@ def test_a_delivered_dataset_folder_as_input_is_refused(tmp_path, home, capsys):
     assert "which the delivery replaces" in err
 
 
+@pytest.mark.fault("output inside the working folder", "2 before anything is touched")
 def test_an_output_inside_the_working_folder_is_refused(tmp_path, home, capsys):
     src = tmp_path / "src"
     synthetic.make_dataset(src, DS)
@@ -67,6 +74,7 @@ def test_an_output_inside_the_working_folder_is_refused(tmp_path, home, capsys):
 
 
 @pytest.mark.parametrize("where", ["same", "inside"])
+@pytest.mark.fault("output equal to or inside the input folder", "2 before anything is written")
 def test_an_output_in_the_input_folder_is_refused(tmp_path, home, capsys, where):
     src = tmp_path / "src"
     synthetic.make_dataset(src, DS)
@@ -83,6 +91,7 @@ def test_swapped_input_and_output_are_refused(tmp_path, home, capsys):
     assert "inside the input folder" in err
 
 
+@pytest.mark.fault("a caldp-work/<ds> caldp did not make", "2; never removed")
 def test_a_working_folder_caldp_did_not_make_is_left_alone(tmp_path, home, capsys):
     src = tmp_path / "src"
     synthetic.make_dataset(src, DS)
