@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from caldp.cli import main
+from caldp.headers import VERSION_KEYWORDS
 from tests.standins import STANDIN_DIR
 
 SERVERLESS = "https://hst-serverless-mode.stsci.edu"
@@ -27,7 +28,8 @@ def pipeline_env(tmp_path, monkeypatch, crds_cache):
     monkeypatch.setenv("CRDS_OBSERVATORY", "hst")
     monkeypatch.setenv("CALDP_HOME", str(home))
     monkeypatch.setenv("CALDP_STANDIN_RECORD", str(tmp_path / "record.jsonl"))
-    for key in ("CALDP_SIMULATE_ERROR", "CRDS_CONTEXT", "CALDP_KEEP_WORK"):
+    # (the image sets CSYS_VER: the tests start from an environment without it)
+    for key in ("CALDP_SIMULATE_ERROR", "CRDS_CONTEXT", "CALDP_KEEP_WORK", *VERSION_KEYWORDS):
         monkeypatch.delenv(key, raising=False)
     for key in list(__import__("os").environ):
         if key.startswith("CALDP_STANDIN_") and key != "CALDP_STANDIN_RECORD":

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -13,6 +15,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"
+PROGRAMS = (
+    "calacs.e",
+    "calwf3.e",
+    "cs0.e",
+    "calcos",
+    "runastrodriz",
+    "runsinglehap",
+    "runmultihap",
+)
 VAR = re.compile(r"\$\{(\w+)(?:(##|#|%%|%)([^}]*))?\}|\$(\w+)")
 
 
@@ -108,20 +119,45 @@ def test_hadolint_clean():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_csys_ver_is_the_base_image_tag():
+def test_csys_ver_is_a_build_argument():
     built = evaluate(DOCKERFILE.read_text())
     repo, tag = str(built["from"]).rsplit(":", 1)
     assert repo == "stsci/hst-pipeline" and tag
-    assert built["env"]["CSYS_VER"] == tag
+    # scripts/caldp-image-build gives the tag as CSYS_VER; without it the build stops
+    assert built["env"]["CSYS_VER"] == ""
+    runs = " ".join(args for word, args in built["steps"] if word == "RUN")
+    assert 'if [ -z "" ]; then' in runs and "exit 1" in runs
     other = evaluate(
-        DOCKERFILE.read_text(), {"CAL_BASE_IMAGE": "registry.example:5000/hst-pipeline:CAL_2"}
+        DOCKERFILE.read_text(),
+        {"CAL_BASE_IMAGE": "registry.example:5000/hst-pipeline:CAL_2", "CSYS_VER": "CAL_2"},
     )
     assert other["from"] == "registry.example:5000/hst-pipeline:CAL_2"
     assert other["env"]["CSYS_VER"] == "CAL_2"
-    # CSYS_VER goes into FITS headers, where caldp keeps at most 32 characters.
-    from caldp.headers import MAX_VERSION_LENGTH
 
-    assert len(str(built["env"]["CSYS_VER"])) <= MAX_VERSION_LENGTH
+
+def test_the_calibration_environment_is_first_on_path():
+    env = evaluate(DOCKERFILE.read_text())["env"]
+    assert env["PATH"].split(":")[0] == "/opt/conda/envs/linux/bin"
+    env = evaluate(DOCKERFILE.read_text(), {"CAL_ENV": "/opt/stack"})["env"]
+    assert env["PATH"].split(":")[0] == "/opt/stack/bin"
+
+
+def test_the_build_checks_programs_and_python():
+    runs = " ".join(a for w, a in evaluate(DOCKERFILE.read_text())["steps"] if w == "RUN")
+    for program in PROGRAMS:
+        assert re.search(rf"for program in [^;]*\b{re.escape(program)}\b", runs), program
+    assert re.search(r'python -c "import calcos, drizzlepac, caldp', runs)
+
+
+def test_certificates_are_trusted():
+    built = evaluate(DOCKERFILE.read_text())
+    env = built["env"]
+    assert env["REQUESTS_CA_BUNDLE"] == env["CURL_CA_BUNDLE"] == env["PIP_CERT"]
+    copies = [a.split() for w, a in built["steps"] if w == "COPY"]
+    assert ["STSCICA.cr[t]", "certs/", "/tmp/caldp-certs/"] in copies
+    assert (REPO / "certs").is_dir()  # the COPY needs the folder, even with no certificate
+    runs = " ".join(a for w, a in built["steps"] if w == "RUN")
+    assert "update-ca-certificates" in runs
 
 
 def test_trim_is_the_shells():
@@ -133,10 +169,14 @@ def test_trim_is_the_shells():
 
 
 def test_the_evaluator_sees_a_missing_redeclaration():
-    # Without the ARG after FROM, Docker leaves CSYS_VER empty: the earlier bug.
+    # Without the ARG after FROM, Docker leaves the label empty: the earlier bug.
+    args = {"CSYS_VER": "X"}
+    label = [a for w, a in evaluate(DOCKERFILE.read_text(), args)["steps"] if w == "LABEL"]
+    assert 'base.name="stsci/hst-pipeline:' in label[0]
     broken = re.sub(r"^ARG CAL_BASE_IMAGE$", "", DOCKERFILE.read_text(), flags=re.M)
     assert broken != DOCKERFILE.read_text()
-    assert evaluate(broken)["env"]["CSYS_VER"] == ""
+    label = [a for w, a in evaluate(broken, args)["steps"] if w == "LABEL"]
+    assert 'base.name=""' in label[0]
 
 
 def test_runtime_settings():
@@ -154,16 +194,27 @@ def test_runtime_settings():
     assert cmd.startswith('["caldp-process"')
 
 
+def _names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[=<>!~;\[ ]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
 def test_installs_the_production_extras_only():
     runs = [args for word, args in evaluate(DOCKERFILE.read_text())["steps"] if word == "RUN"]
     (install,) = [r for r in runs if "pip install" in r]
-    m = re.search(r'"[^"]*caldp-src\[([^\]]*)\]"', install)
+    first, second = install.split("python -m pip install")[1:]
+    m = re.search(r'"[^"]*caldp-src\[([^\]]*)\]"((?: [\w-]+)*)', first)
     assert m, install
     extras = set(m.group(1).split(","))
-    assert extras == {"aws", "astroquery", "previews"}
+    assert extras == {"aws", "astroquery"}
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert extras <= set(declared["optional-dependencies"])
-    assert "--no-cache-dir" in install
+    optional = declared["optional-dependencies"]
+    # the previews extra: spec-plots without its declared requirements (documentation
+    # and test tools), plus everything else it needs
+    assert "--no-deps" in second and second.split("&&")[0].split()[-1] == "spec-plots"
+    assert _names(optional["previews"]) == set(m.group(2).split()) - {"future"} | {"spec-plots"}
+    for step in (first, second):
+        assert "--no-cache-dir" in step
+        assert "-c /tmp/caldp-src/added-constraints.txt" in step
 
 
 def ignored(path: str, patterns: list[str]) -> bool:
@@ -200,9 +251,18 @@ def test_dockerignore_sends_only_what_the_build_copies():
             copied += [a for a in args.split()[:-1] if not a.startswith("--")]
     assert copied
     for source in copied:
-        assert (REPO / source).exists(), f"COPY {source}: missing from the checkout"
+        if "[" in source:  # an optional file (a one-character class makes it a pattern)
+            source = source.replace("[", "").replace("]", "")
+        else:
+            assert (REPO / source).exists(), f"COPY {source}: missing from the checkout"
         assert not ignored(source, patterns), source
-    for sent in ("caldp/__init__.py", "caldp/batch/job_definition.json"):
+    for sent in (
+        "caldp/__init__.py",
+        "caldp/batch/job_definition.json",
+        "constraints.txt",
+        "certs/site.crt",
+        "STSCICA.crt",
+    ):
         assert not ignored(sent, patterns), sent
     for kept_out in (
         ".git/HEAD",
@@ -225,3 +285,39 @@ def test_the_job_definition_is_package_data():
     assert any(fnmatch.fnmatchcase("caldp/batch/job_definition.json", p) for p in patterns), (
         "add caldp/batch/job_definition.json to [tool.setuptools.package-data]"
     )
+
+
+def _added_constraints():
+    spec = importlib.util.spec_from_file_location(
+        "added_constraints", REPO / "docker" / "added-constraints.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_only_the_packages_caldp_adds_are_pinned():
+    added = _added_constraints()
+    lines = [
+        "# Editable Git install with no remote (caldp==0.1.0)",
+        "astropy==8.0.2",
+        "stsci.tools==4.3.1",
+        "Flask==3.1.3",
+        "boto3==1.43.11",
+        "",
+    ]
+    installed = {"astropy", "stsci-tools", "flask"}
+    assert added.added_pins(lines, installed) == ["boto3==1.43.11"]
+    assert added.added_pins(lines, set()) == lines[1:5]
+
+
+def test_added_constraints_reads_this_python(tmp_path):
+    pins = tmp_path / "constraints.txt"
+    pins.write_text("pytest==1.0\nno-such-package-here==2.0\n")
+    proc = subprocess.run(  # noqa: S603
+        [sys.executable, str(REPO / "docker" / "added-constraints.py"), str(pins)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["no-such-package-here==2.0"]

@@ -32,6 +32,7 @@ def test_docker_context_builds_a_wheel(tmp_path):
         if src.is_dir():
             shutil.copytree(src, context / source, ignore=shutil.ignore_patterns("__pycache__"))
         else:
+            (context / source).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(src, context / source)
     result = subprocess.run(
         [

@@ -124,6 +124,9 @@ def test_image_build(sh):
             f"{REPO}/Dockerfile",
             "--build-arg",
             f"CAL_BASE_IMAGE={dockerfile_base_image()}",
+            "--build-arg",
+            f"CSYS_VER={dockerfile_base_image().rsplit(':', 1)[1]}",
+            "--network=host",
             "--tag",
             IMAGE,
             "--no-cache",
@@ -141,12 +144,51 @@ def test_image_build_with_chosen_names(sh):
     )
     assert proc.returncode == 0, proc.stderr
     (call,) = sh.calls
-    assert call[3:7] == [
+    assert call[3:10] == [
         "--build-arg",
         "CAL_BASE_IMAGE=stsci/hst-pipeline:other",
+        "--build-arg",
+        "CSYS_VER=other",
+        "--network=host",
         "--tag",
         "me/caldp:v9",
     ]
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    "base, csys_ver",
+    [
+        ("registry.example:5000/hst-pipeline:CAL_2", "CAL_2"),
+        ("registry.example:5000/hst-pipeline", "latest"),
+        ("hst-pipeline", "latest"),
+        (f"stsci/hst-pipeline:CAL_3@{DIGEST}", "CAL_3"),
+        (f"registry.example:5000/hst-pipeline@{DIGEST}", "sha256:0123456789ab"),
+    ],
+)
+def test_image_build_csys_ver_is_the_tag(sh, base, csys_ver):
+    assert sh.run("caldp-image-build", CAL_BASE_IMAGE=base).returncode == 0
+    (call,) = sh.calls
+    assert call[5:7] == ["--build-arg", f"CSYS_VER={csys_ver}"]
+    from caldp.headers import MAX_VERSION_LENGTH
+
+    assert len(csys_ver) <= MAX_VERSION_LENGTH
+
+
+def test_image_build_honours_the_tag_after_setup(sh):
+    # ". caldp-setup" first, then a tag for one build: the build uses it.
+    proc = subprocess.run(  # noqa: S603
+        [BASH, "-c", f'. "{REPO}/caldp-setup" && CALDP_IMAGE_TAG=x caldp-image-build'],
+        env=sh.env,
+        cwd=sh.cwd,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (call,) = sh.calls
+    assert call[call.index("--tag") + 1] == "caldp:x"
 
 
 def test_image_push(sh):
@@ -299,13 +341,14 @@ def test_caldp_test(sh):
     assert proc.returncode == 0, proc.stderr
     (call,) = sh.calls
     src = "/home/developer/caldp-src"
-    assert call[:12] == [
+    assert call[:13] == [
         "run",
         "--rm",
+        "--network=host",
         "--env",
         "PYTHONDONTWRITEBYTECODE=1",
         "--env",
-        "PYTHONUSERBASE=/tmp/caldp-test",
+        "CALDP_TEST_INSTALLED=1",
         "--volume",
         f"{REPO}:{src}:ro",
         "--volume",
@@ -313,12 +356,11 @@ def test_caldp_test(sh):
         "--env",
         "CALDP_TESTDATA=/home/developer/caldp-testdata",
     ]
-    assert call[12:15] == [IMAGE, "bash", "-c"]
-    script, positional = call[15], call[16:]
+    assert call[13:16] == [IMAGE, "bash", "-c"]
+    script, positional = call[16], call[17:]
     assert positional == [src, "-k", "batch"]
-    assert "pip install --user" in script and "pytest" in script
-    assert "/tmp" in script  # run from elsewhere, so the installed caldp is tested
-    # The in-container command, run here with stand-ins for python: what would pytest get?
+    # The in-container command, run here with stand-ins for python: what would pip and
+    # pytest get?
     fake = sh.bin / "python"
     fake.write_text(
         "#!/bin/sh\n"
@@ -327,24 +369,31 @@ def test_caldp_test(sh):
     )
     fake.chmod(0o755)
     log = sh.tmp / "python.log"
+    src = sh.tmp / "caldp-src"  # where the checkout would be mounted
+    src.mkdir()
     subprocess.run(  # noqa: S603
-        [BASH, "-c", script, *positional],
+        [BASH, "-c", script, str(src), *positional[1:]],
         env={**sh.env, "FAKE_PYTHON_LOG": str(log)},
         cwd=sh.cwd,
         check=True,
     )
-    pip, tests = (line.split("\x1f") for line in log.read_text().splitlines())
-    assert pip[:5] == [str(sh.cwd), "-m", "pip", "install", "--user"]
+    requirements, constraints, _, tools, pip, tests = (
+        line.split("\x1f") for line in log.read_text().splitlines()
+    )
+    assert requirements[-1] == f"{src}/pyproject.toml"
+    assert constraints[1:] == [f"{src}/docker/added-constraints.py", f"{src}/constraints.txt"]
+    # not --user (refused in a virtual environment), not --target (reinstalls everything)
+    assert pip[1:6] == ["-m", "pip", "install", "--prefix", "/tmp/caldp-test"]
+    assert tools == [*pip, "--ignore-installed", "--no-deps"]  # the tools themselves first
     assert tests == [
-        "/tmp", "-m", "pytest", "-p", "no:cacheprovider", "-c", f"{src}/pyproject.toml",
-        "--rootdir", src, f"{src}/tests", "-k", "batch",
+        str(src), "-P", "-m", "pytest", "-p", "no:cacheprovider", "--import-mode=append", "-k", "batch",
     ]  # fmt: skip
 
 
 def test_caldp_test_without_testdata(sh):
     assert sh.run("caldp-test").returncode == 0
     (call,) = sh.calls
-    assert not any("CALDP_TESTDATA" in arg or "testdata" in arg for arg in call[:12])
+    assert not any("CALDP_TESTDATA" in arg or "testdata" in arg for arg in call[:13])
 
 
 def source_and_dump(script: Path, env: dict[str, str]) -> dict[str, str]:
