@@ -291,3 +291,62 @@ def test_an_upload_that_does_not_verify_is_25_without_a_trigger(
     if "checksum" in lie:
         assert all("x-amz-checksum-sha256" in names for names in seen)  # the lie was told
         assert any("partNumber=" in path for _m, path, _s in proxy.requests("PUT"))
+
+
+# ----------------------------------------------------------------------------- reruns
+
+
+def _rerun_setup(aws_env, pipeline_env, monkeypatch):
+    use_fast_retries(monkeypatch)
+    client = s3_client(aws_env)
+    client.create_bucket(Bucket=BUCKET)
+    synthetic.make_dataset(pipeline_env / "src", ACS)
+    return client
+
+
+def _fail_stage1(monkeypatch, fail: bool) -> None:
+    if fail:
+        monkeypatch.setenv("CALDP_STANDIN_FAIL", "2")
+        monkeypatch.setenv("CALDP_STANDIN_ONLY", "calacs.e")
+    else:
+        monkeypatch.delenv("CALDP_STANDIN_FAIL", raising=False)
+        monkeypatch.delenv("CALDP_STANDIN_ONLY", raising=False)
+
+
+@pytest.mark.fault(
+    "a rerun into the same S3 output prefix with another outcome",
+    "the prefix holds exactly the last run's results; objects not caldp's stay",
+)
+@pytest.mark.parametrize(
+    "first_fails", [False, True], ids=["success-then-error", "error-then-success"]
+)
+def test_a_rerun_leaves_exactly_its_own_results_in_the_prefix(
+    aws_env, pipeline_env, monkeypatch, first_fails
+):
+    client = _rerun_setup(aws_env, pipeline_env, monkeypatch)
+    prefix = f"outputs/{ACS}/"
+    output = f"s3://{BUCKET}/{prefix}"
+    client.put_object(Bucket=BUCKET, Key=f"{prefix}notes/operator.md", Body=b"not caldp's\n")
+    client.put_object(Bucket=BUCKET, Key=f"{prefix}{ACS}.dat", Body=b"not caldp's either\n")
+    runs = []
+    for fail in (first_fails, not first_fails):
+        _fail_stage1(monkeypatch, fail)
+        assert run(ACS, pipeline_env / "src", output) == (23 if fail else 0)
+        runs.append(keys(client, BUCKET, prefix))
+    state = "error-" if not first_fails else "processed-"
+    assert [k.split("/")[-1].split(ACS)[0] for k in keys(client, BUCKET, "messages/")] == [state]
+    # what each run delivers when the prefix starts empty (but for the two objects above)
+    expected = {}
+    for fail in (False, True):
+        client.delete_objects(
+            Bucket=BUCKET,
+            Delete={"Objects": [{"Key": k} for k in keys(client, BUCKET, prefix)]},
+        )
+        client.put_object(Bucket=BUCKET, Key=f"{prefix}notes/operator.md", Body=b"not caldp's\n")
+        client.put_object(Bucket=BUCKET, Key=f"{prefix}{ACS}.dat", Body=b"not caldp's either\n")
+        _fail_stage1(monkeypatch, fail)
+        run(ACS, pipeline_env / "src", output)
+        expected[fail] = keys(client, BUCKET, prefix)
+    assert f"{prefix}{ACS}.tar.gz" in expected[False] and f"{prefix}preview.txt" in expected[False]
+    assert f"{prefix}{ACS}_inputs.tar.gz" in expected[True]
+    assert runs[1] == expected[not first_fails]

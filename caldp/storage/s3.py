@@ -62,6 +62,7 @@ from caldp.sysexit import CaldpError
 log = logging.getLogger("caldp.s3")
 
 MESSAGES_PREFIX = "messages"
+EARLIER_LOG_SUFFIXES = (".txt", ".json")  # process.txt, *_metrics.txt, metrics.json ...
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -295,6 +296,7 @@ class S3Output:
         members = tar_members(plan)
         files: list[str] = []
         lines: list[str] = []
+        written: set[str] = set()
         client = self.client
         if members:
             key = join_key(self.prefix, self.tarball_name(plan))
@@ -315,6 +317,7 @@ class S3Output:
             )
             files.append(url)
             lines.append(url)
+            written.add(key)
         for path in _unique(plan.logs):
             key = join_key(self.prefix, path.name)
             try:
@@ -324,9 +327,53 @@ class S3Output:
                 continue
             put_bytes(client, self.bucket, key, data, content_type="text/plain")
             files.append(s3_url(self.bucket, key))
+            written.add(key)
         if not lines:
             lines.append(s3_url(self.bucket, self.prefix + "/" if self.prefix else ""))
+        self.remove_earlier_results(plan.dataset, written)
         return Delivered(files=files, message_lines=lines)
+
+    def earlier_result(self, dataset: Dataset, name: str) -> bool:
+        """Whether an object directly under the prefix named ``name`` is one a caldp run of
+        ``dataset`` delivers: its tarballs, and its logs and metrics (``.txt``, ``.json``)."""
+        ds = dataset.name
+        return name in (f"{ds}.tar.gz", f"{ds}_inputs.tar.gz") or (
+            "/" not in name and name.endswith(EARLIER_LOG_SUFFIXES)
+        )
+
+    def remove_earlier_results(self, dataset: Dataset, written: set[str]) -> None:
+        """Delete what an earlier run of the dataset delivered under the prefix and this run
+        did not replace (the products beside a later failure's inputs tarball, the preview
+        logs of a run that got to previews), so that the prefix holds one run's results.
+
+        Needs ``s3:ListBucket`` for the prefix, and ``s3:DeleteObject`` when there is
+        something to remove.  Without the listing permission the earlier results stay,
+        with a warning; an object that cannot be deleted is a delivery failure (25)."""
+        client = self.client
+        base = join_key(self.prefix, "")
+        try:
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=base, Delimiter="/"
+            )
+            listed = [item["Key"] for page in pages for item in page.get("Contents", [])]
+        except boto_errors() as exc:
+            log.warning(
+                "cannot list s3://%s/%s to remove an earlier run's results (the job role "
+                "needs s3:ListBucket for this prefix): %s",
+                self.bucket,
+                base,
+                describe_error(exc),
+            )
+            return
+        for key in listed:
+            if key in written or not self.earlier_result(dataset, key[len(base) :]):
+                continue
+            call_with_retries(
+                f"removing {s3_url(self.bucket, key)}, left by an earlier run",
+                lambda key=key: client.delete_object(Bucket=self.bucket, Key=key),
+                exit_code=ExitCode.S3_UPLOAD_ERROR,
+            )
+            log.info("removed %s, left by an earlier run", s3_url(self.bucket, key))
 
 
 def _unique(paths: list[Path]) -> Iterator[Path]:
