@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from caldp.datasets import Dataset
 from caldp.hstfiles import HstFileError, read_association, read_poller
 from caldp.instruments import Handler
+from caldp.storage.tarball import LIMIT_ENV, byte_limit
 
 log = logging.getLogger("caldp.inputs")
 
@@ -102,20 +102,39 @@ def _select_mosaic(dataset: Dataset, by_name: dict[str, Path], env_file: Path | 
     return Selection(files=files, env_file=env_file, poller=poller)
 
 
-def stage(paths: Sequence[Path], work_dir: Path) -> list[Path]:
-    """Copy files into ``work_dir`` (gunzipping ``.fits.gz``); the originals are never touched."""
-    staged = []
-    for src in paths:
-        dest = work_dir / canonical_name(src)
-        if dest.exists():
-            raise InputsError(f"{dest.name} would be staged twice")
-        opener = gzip.open if src.name.endswith(".gz") else open
-        try:
-            with opener(src, "rb") as fin, open(dest, "xb") as fout:
-                shutil.copyfileobj(fin, fout, CHUNK)
-        except (gzip.BadGzipFile, EOFError) as exc:
-            raise InputsError(f"{src.name} is not a readable gzip file: {exc}") from exc
-        dest.chmod(0o644)
-        staged.append(dest)
+def stage(paths: Sequence[Path], work_dir: Path, max_bytes: int | None = None) -> list[Path]:
+    """Copy files into ``work_dir`` (gunzipping ``.fits.gz``); the originals are never touched.
+
+    Together the copies may take at most ``max_bytes`` (``CALDP_MAX_TAR_BYTES``), the
+    limit of the tarball extraction: a few kilobytes of ``.fits.gz`` can unpack to any
+    size.  On failure the copies made so far are removed.
+    """
+    limit = max_bytes or byte_limit()
+    left = limit
+    staged: list[Path] = []
+    try:
+        for src in paths:
+            dest = work_dir / canonical_name(src)
+            if dest.exists():
+                raise InputsError(f"{dest.name} would be staged twice")
+            opener = gzip.open if src.name.endswith(".gz") else open
+            try:
+                with opener(src, "rb") as fin, open(dest, "xb") as fout:
+                    staged.append(dest)
+                    while chunk := fin.read(CHUNK):
+                        left -= len(chunk)
+                        if left < 0:
+                            raise InputsError(
+                                f"the input files take more than the {limit} byte limit "
+                                f"({LIMIT_ENV}) once decompressed, at {src.name}"
+                            )
+                        fout.write(chunk)
+            except (gzip.BadGzipFile, EOFError) as exc:
+                raise InputsError(f"{src.name} is not a readable gzip file: {exc}") from exc
+            dest.chmod(0o644)
+    except BaseException:
+        for path in staged:
+            path.unlink(missing_ok=True)
+        raise
     log.info("staged %d input files in %s", len(staged), work_dir)
     return staged

@@ -209,22 +209,24 @@ class Run:
         download = self.work_dir / "download"
         download.mkdir(exist_ok=True)
         module = fetch_module(self.request.input_uri)
-        candidates = module.fetch(self.request.input_uri.location, self.dataset, download)
         try:
-            selection = inputs.select(self.dataset, self.handler, candidates)
-            to_stage = list(selection.files)
-            if selection.poller is not None:
-                to_stage.append(selection.poller)
-            self.staged = inputs.stage(to_stage, self.work_dir)
-        except inputs.InputsError as exc:
-            raise CaldpError(content_code, str(exc)) from exc
-        if selection.env_file is not None:
-            env_dir = self.work_dir / "env"
-            env_dir.mkdir(exist_ok=True)
-            self.env_file = env_dir / selection.env_file.name
-            shutil.copyfile(selection.env_file, self.env_file)
-            self.program_env.update(envfile.read(self.env_file))
-        shutil.rmtree(download, ignore_errors=True)
+            candidates = module.fetch(self.request.input_uri.location, self.dataset, download)
+            try:
+                selection = inputs.select(self.dataset, self.handler, candidates)
+                to_stage = list(selection.files)
+                if selection.poller is not None:
+                    to_stage.append(selection.poller)
+                self.staged = inputs.stage(to_stage, self.work_dir)
+                if selection.env_file is not None:
+                    env_dir = self.work_dir / "env"
+                    env_dir.mkdir(exist_ok=True)
+                    self.env_file = env_dir / selection.env_file.name
+                    shutil.copyfile(selection.env_file, self.env_file)
+                    self.program_env.update(envfile.read(self.env_file))
+            except (inputs.InputsError, envfile.EnvFileError) as exc:
+                raise CaldpError(content_code, str(exc)) from exc
+        finally:  # what was extracted or downloaded is staged, or not wanted
+            shutil.rmtree(download, ignore_errors=True)
         log.info("inputs: %s", ", ".join(p.name for p in self.staged))
 
     def fits_inputs(self) -> list[Path]:

@@ -221,6 +221,29 @@ def test_several_members_each_under_the_limit_adding_up_to_more_is_21(
     world.assert_failed(21, "add up to more than the 16777216 byte limit")
 
 
+@pytest.mark.parametrize("where", ["tarball", "folder"])
+def test_fits_gz_bomb_is_21(world, raw_source, monkeypatch, where):
+    """A raw .fits.gz of 64 KiB that unpacks to 64 MiB, against a 16 MiB limit: the limit
+    holds for what the inputs take once decompressed, whatever brought them."""
+    monkeypatch.setenv("CALDP_MAX_TAR_BYTES", str(16 * 2**20))
+    bomb = world.tmp / f"{RAW}.gz"
+    with gzip.open(bomb, "wb") as f:
+        f.write(raw_source.read_bytes())
+        for _ in range(64):
+            f.write(bytes(2**20))
+    assert bomb.stat().st_size < 2**20
+    if where == "tarball":
+        make_tarball(world.src, f"{DS}.tar.gz", [bomb])
+    else:
+        shutil.copy(bomb, world.src)
+    world.freeze()
+    assert run(DS, world.src, world.out) == 21
+    work_bytes = sum(p.stat().st_size for p in world.work.rglob("*") if p.is_file())
+    assert work_bytes < 2**20  # logs only: nothing of the bomb is left
+    world.assert_failed(21, f"byte limit (CALDP_MAX_TAR_BYTES) once decompressed, at {RAW}.gz")
+    assert records(world.tmp) == []
+
+
 def test_terabyte_member_header_is_21_under_the_default_limit(world, raw_source):
     terabyte_header(world.src / f"{DS}.tar.gz", raw_source)
     world.freeze()
@@ -466,3 +489,22 @@ def test_env_file_cannot_change_which_program_runs(world, raw_source, monkeypatc
         assert f"sets {key}, which caldp does not allow; skipped" in log, key
     assert "sets LD_PRELOAD, which caldp does not allow; skipped" in log
     assert f"data/acs/{DS}/env/{DS}_cal_env.txt" in tree(world.out)
+
+
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        ("BAD=before\0after", "line 2 holds a NUL byte"),
+        (f"BIG={'x' * 300_000}", "line 2 sets BIG to 300004 bytes"),
+    ],
+    ids=["nul-byte", "300-kB-value"],
+)
+def test_env_file_no_program_could_start_with_is_21_at_fetch(world, raw_source, line, words):
+    """Refused when the inputs are fetched, naming the line, before any program runs
+    (a program given such an environment cannot start: that was a stage-1 failure, 23)."""
+    shutil.copy(raw_source, world.src / RAW)
+    synthetic.make_cal_env(world.src, DS, ["ASTROMETRY_COMPUTE_APOSTERIORI=off", line])
+    world.freeze()
+    assert run(DS, world.src, world.out) == 21
+    world.assert_failed(21, f"step fetch failed: {DS}_cal_env.txt {words}")
+    assert records(world.tmp) == []

@@ -1,5 +1,6 @@
 import gzip
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +124,39 @@ def test_stis_association_exposures_are_in_its_own_raw(tmp_path):
         "o4er06010_raw.fits",
         "o4er06010_wav.fits",
     ]
+
+
+def _bomb(path: Path, size: int) -> Path:
+    """A .fits.gz of ``size`` zero bytes (a thousandth of that on disk)."""
+    with gzip.open(path, "wb") as f:
+        for _ in range(size // 2**20):
+            f.write(bytes(2**20))
+    return path
+
+
+def test_stage_stops_a_fits_gz_bomb_at_the_byte_limit(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    bomb = _bomb(src / "j8cb01u1q_raw.fits.gz", 64 * 2**20)
+    assert bomb.stat().st_size < 2**20
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(inputs.InputsError, match="16777216 byte limit .* at j8cb01u1q_raw.fits.gz"):
+        inputs.stage([bomb], work, max_bytes=16 * 2**20)
+    assert list(work.iterdir()) == []  # the part written is removed
+
+
+def test_stage_limit_is_on_the_sum_of_the_decompressed_inputs(tmp_path, monkeypatch):
+    """Three files of 6 MiB, each under the 16 MiB of CALDP_MAX_TAR_BYTES, plain or not."""
+    monkeypatch.setenv("CALDP_MAX_TAR_BYTES", str(16 * 2**20))
+    src = tmp_path / "src"
+    src.mkdir()
+    files = [_bomb(src / f"j8cb01u{k}q_raw.fits.gz", 6 * 2**20) for k in range(2)]
+    (src / "j8cb01u2q_raw.fits").write_bytes(bytes(6 * 2**20))
+    files.append(src / "j8cb01u2q_raw.fits")
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(inputs.InputsError, match="byte limit"):
+        inputs.stage(files, work)
+    assert list(work.iterdir()) == []  # the copies made before are removed too
+    assert len(inputs.stage(files[:2], work)) == 2
