@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from caldp import instruments
 
-IPPPSSOOT_RE = re.compile(r"^[A-Za-z][a-zA-Z0-9]{8}$")  # the first letter names the instrument
+IPPPSSOOT_RE = re.compile(r"[A-Za-z][a-zA-Z0-9]{8}", re.ASCII)  # the first letter: instrument
 
 # Known to the archive but not calibrated by caldp (the calibrated ones are in caldp.instruments).
 NOT_CALIBRATED = {
@@ -70,7 +70,7 @@ def parse(name: str) -> Dataset:
     if name != name.strip() or any(c in name for c in "/\\\0") or name in (".", ".."):
         raise DatasetNameError(f"invalid dataset name {name!r}: path characters are not allowed")
     handlers = instruments.HANDLERS.values()
-    if IPPPSSOOT_RE.match(name):
+    if IPPPSSOOT_RE.fullmatch(name):
         low = name.lower()
         handler = instruments.by_letter(low[0])
         if handler is not None:
@@ -83,7 +83,7 @@ def parse(name: str) -> Dataset:
                 f"calibrate (caldp calibrates {calibrated} data and {mosaics} mosaics)"
             )
     for handler in handlers:
-        match = handler.name_pattern.match(name) if handler.name_pattern else None
+        match = handler.name_pattern.fullmatch(name) if handler.name_pattern else None
         if match:
             obsset = handler.obsset(match) if handler.obsset else None
             return Dataset(name=name.lower(), kind=handler.kind, obsset=obsset)

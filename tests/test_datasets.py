@@ -45,3 +45,31 @@ def test_svm_observation_set():
 def test_bad_names(name, words):
     with pytest.raises(DatasetNameError, match=words):
         parse(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        # One character past a valid name: each pattern must hold the whole name.
+        "j8cb010b0x",
+        "lb4l02m2qq",
+        "acs_8ph_01x",
+        "wfc3_b46_066",
+        "skycell-p2381x06y09x",
+        "skycell-p2381x06y090",
+        # Not ASCII: other scripts' digits, and letters that match ASCII ones ignoring case
+        # (U+017F long s ~ s, U+212A Kelvin sign ~ k, U+0130 dotted capital I ~ i).
+        "acſ_8ph_01",
+        "ſkycell-p2381x06y09",
+        "s\u212aycell-p2381x06y09",
+        "skycell-p٢٣٨١x06y09",
+        "skycell-p2381x٠6y09",
+        "acs_8ph_0١",
+        "wfc3_b46_٠6",
+        "j8cb010b٠",
+        "\u0130abc01xyq",
+    ],
+)
+def test_names_that_only_look_valid(name):
+    with pytest.raises(DatasetNameError, match="unrecognised dataset name"):
+        parse(name)

@@ -397,6 +397,19 @@ def test_dataset_name_with_path_characters_is_2_before_any_work(world, name):
     world.assert_nothing_outside()
 
 
+@pytest.mark.parametrize(
+    "name", ["acſ_8ph_01", "skycell-p٢٣٨١x06y09", "ſkycell-p2381x06y09", "j8cb010b0x"]
+)
+def test_dataset_name_that_only_looks_valid_is_2_before_any_work(world, name, capsys):
+    """Non-ASCII letters that match ASCII ones ignoring case, other scripts' digits, and a
+    character too many (an ſ crashed with a KeyError: exit 1)."""
+    world.freeze()
+    assert main([name, f"file:{world.src}", f"file:{world.out}", "caldp-config-local"]) == 2
+    assert "unrecognised dataset name" in capsys.readouterr().err
+    assert not world.work.exists() and not world.out.exists()
+    world.assert_nothing_outside()
+
+
 def _poller_with(world: World, first_field: str) -> str:
     ds = "acs_8ph_01"
     synthetic.make_dataset(world.src, ds)

@@ -51,7 +51,7 @@ class Handler:
     stages: tuple[Stage, ...]
     input_suffixes: tuple[str, ...]  # raw input types: <root>_<suffix>.fits
     letter: str | None = None  # first letter of its IPPPSSOOT names (None: a mosaic)
-    name_pattern: re.Pattern[str] | None = None  # a mosaic's dataset names
+    name_pattern: re.Pattern[str] | None = None  # a mosaic's dataset names (whole, ASCII)
     obsset: Callable[[re.Match[str]], str] | None = None  # a mosaic's observation set
     members_have_files: bool = True  # association members have files of their own
     bestrefs_suffixes: tuple[str, ...] = ()  # the files CRDS assigns references to
@@ -166,7 +166,8 @@ def mosaic(
         kind=kind,
         title=title,
         example=example,
-        name_pattern=re.compile(name_pattern, re.IGNORECASE),
+        # ASCII: else \d matches any script's digits, and ſ (long s) matches s ignoring case
+        name_pattern=re.compile(name_pattern, re.IGNORECASE | re.ASCII),
         obsset=obsset,
         stages=(Stage("stage1", program, _poller_args, exit_code, MOSAIC_OK_RETURNCODES),),
         input_suffixes=("flc", "flt"),
