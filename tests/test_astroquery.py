@@ -109,6 +109,31 @@ def test_observation_without_raw_files_is_22(mast, testdata, tmp_path):
     assert "asn" in str(err.value)
 
 
+def test_association_table_without_raw_files_is_22(mast, testdata, tmp_path):
+    """MAST lists the association table but none of its raw files: the table alone
+    is not a result (this gets past the table, unlike the test above)."""
+    catalog = Catalog()
+    asn = testdata / "cos" / COS_DS / "raw" / f"{COS_DS}_asn.fits.gz"
+    catalog.add_observation(COS_DS, "COS/FUV", [asn, *_cos_products(testdata)])
+    server = mast(catalog)
+    with pytest.raises(CaldpError) as err:
+        aq.fetch("", parse(COS_DS), tmp_path / "in")
+    assert err.value.exit_code == ExitCode.ASTROQUERY_ERROR
+    assert "MAST lists no ASN/RAW/" in str(err.value)
+    assert server.downloads(f"{COS_DS}_asn.fits") == 1  # it got as far as the table
+
+
+def test_exposure_with_only_calibrated_products_is_22(mast, testdata, tmp_path):
+    raw = testdata / "acs" / ACS_RAW
+    catalog = Catalog()
+    catalog.add_observation("j8bt05njq", "ACS/HRC", [("j8bt05njq_flt.fits", raw)])
+    mast(catalog)
+    with pytest.raises(CaldpError) as err:
+        aq.fetch("", parse("j8bt05njq"), tmp_path / "in")
+    assert err.value.exit_code == ExitCode.ASTROQUERY_ERROR
+    assert "MAST lists no ASN/RAW files for j8bt05njq" in str(err.value)
+
+
 def test_a_member_missing_at_mast_is_a_partial_result(mast, testdata, tmp_path):
     mast(_cos_catalog(testdata, drop="ldfd01vtq"))
     with pytest.raises(CaldpError) as err:
