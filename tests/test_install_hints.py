@@ -3,13 +3,14 @@ library is reported with the extra or image that provides it, keeping its exit c
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
-from caldp import extras, previews
+from caldp import extras
 from caldp.sysexit import describe
 from tests import synthetic
 from tests.pipeline_helpers import run
@@ -47,17 +48,26 @@ def test_missing_calibration_program_keeps_23_and_names_the_image(
     assert "calacs.e is part of hstcal, which is not on PyPI" in log
 
 
-def test_missing_preview_library_keeps_28_and_names_the_extra(tmp_path, monkeypatch, caplog):
+def test_missing_preview_library_keeps_28_and_names_the_extra(tmp_path):
+    """caldp-previews where Pillow is not installed (in a separate interpreter, so that
+    no half-imported library is left behind for other tests)."""
     path = tmp_path / "iabc01xyq_flt.fits"
     fits.HDUList(
         [fits.PrimaryHDU(), fits.ImageHDU(np.ones((20, 20), np.float32), name="SCI")]
     ).writeto(path)
-    monkeypatch.setitem(sys.modules, "PIL", None)  # as if Pillow were not installed
-    report = previews.preview_files([path], ["wfc3"], tmp_path / "previews")
-    assert not report.ok
-    reason = report.failures["iabc01xyq_flt.fits"]
-    assert "No module named" in reason or "PIL" in reason
-    assert "'previews' extra (pip install 'caldp[previews]')" in reason
+    code = (
+        "import sys; sys.modules['PIL'] = None; "  # as if Pillow were not installed
+        "from caldp.previews.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "-o", str(tmp_path / "previews"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 28, result.stderr
+    assert "iabc01xyq_flt.fits: no preview: ModuleNotFoundError" in result.stderr
+    assert "'previews' extra (pip install 'caldp[previews]')" in result.stderr
 
 
 @pytest.mark.parametrize("set_by_user", [False, True])

@@ -110,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
         out_dir.rmdir()  # made for previews that all failed
     if report.ok:
         return int(ExitCode.SUCCESS)
-    log.error("%d of %d previews failed", len(report.failures), len(chosen))
+    log.error("%d preview(s) failed", len(report.failures))
     return int(ExitCode.CREATE_PREVIEWS_ERROR)
 
 
