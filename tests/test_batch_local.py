@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from caldp import sample
 from caldp.batch.cli import main
 from caldp.batch.decisions import Action, parse_ladder
 from caldp.batch.local import LocalSettings, resolve_uri, run_locally, worker_argv
@@ -162,6 +163,8 @@ def test_cli_local_with_real_caldp_process(tmp_path, monkeypatch, capsys):
     """Real caldp-process workers told to fail their input step: reported, not retried."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "in").mkdir()
+    # a CRDS cache, which the default profile checks before the fetch
+    monkeypatch.setenv("CRDS_PATH", str(sample.write_crds_cache(tmp_path / "crds")))
     monkeypatch.setenv("CALDP_SIMULATE_ERROR", "21")
     rc = main(
         ["--local", "2", "--input", "file:in", "--output", "file:out", "--workdir", "w"]
