@@ -116,6 +116,16 @@ def pytest_runtest_logreport(report):
         fault.outcome = "passed"
 
 
+def merged(faults: list[Fault]) -> list[Fault]:
+    """One line per fault: the cases of a parametrized test are one fault tried several
+    ways, failed if any failed."""
+    outcomes: dict[tuple[str, str], list[str]] = {}
+    for f in faults:
+        outcomes.setdefault((f.fault, f.promise), []).append(f.outcome)
+    rank = ["failed", "passed", "skipped"]
+    return [Fault(*key, min(found, key=rank.index)) for key, found in outcomes.items()]
+
+
 def fault_lines(faults: list[Fault]) -> list[str]:
     width = max(len(f.fault) for f in faults)
     return [f"{f.outcome:<7} {f.fault.ljust(width)}  {f.promise}" for f in faults]
@@ -129,5 +139,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
     ran = [f for f in FAULTS.values() if f.outcome != "?"]
     if ran:
         terminalreporter.write_sep("=", "faults beyond the matrix (outcome, fault, promise)")
-        for line in fault_lines(ran):
+        for line in fault_lines(merged(ran)):
             terminalreporter.write_line(line)

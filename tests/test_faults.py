@@ -35,6 +35,9 @@ How the faults are made:
   summary under the matrix says which);
 * unwritable: a read-only tmpfs (EROFS) where mounting is allowed, else a
   folder without write permission (EACCES), else a file where a folder must go.
+* bad input: the inputs themselves -- from a folder, a raw ``.fits.gz`` that
+  unpacks past ``CALDP_MAX_TAR_BYTES``; from a tarball, one byte of a raw
+  member flipped under the gzip CRC of the original bytes.
 
 Absent pairs are listed in :data:`ABSENT` with the reason.  Two cells do not
 end in ``error-``: a SIGTERM while delivering or writing the messages is
@@ -50,6 +53,7 @@ The matrix is printed in the terminal summary (``tests/fault_report.py``).
 from __future__ import annotations
 
 import errno
+import gzip
 import importlib
 import json
 import os
@@ -58,6 +62,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -66,7 +71,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import synthetic
+from tests import synthetic, tarballs
 from tests.fault_report import MATRIX
 from tests.pipeline_helpers import hashes, make_tarball, messages, records, run, tree
 
@@ -94,6 +99,7 @@ COLUMNS = [
     "SIGTERM",
     "disk full",
     "unwritable",
+    "bad input",
 ]
 PROGRAM_FAULTS = ("exit code", "signal", "prog MemErr")
 NO_PROGRAM = "no calibration program runs in this step"
@@ -128,6 +134,14 @@ ABSENT.update(
     }
 )
 ABSENT[("stage1 MVM", "SIGTERM")] = "same code path as stage1 SVM (a hanging stand-in)"
+ABSENT.update(
+    {
+        (r, "bad input"): "inputs are read in the fetch step only (a dataset name that is "
+        "not valid is refused before any step, exit 2)"
+        for r in ROWS
+        if r not in ("fetch", "tarball", "headers")
+    }
+)
 ABSENT.update(
     {
         ("output check", c): "nothing runs before the check but the check itself; "
@@ -466,6 +480,28 @@ def check_unwritable(ctx: Ctx) -> None:
 # ----------------------------------------------------------------------------- the cases
 
 
+def fits_gz_bomb(ctx: Ctx) -> None:
+    """The raw as a .fits.gz that unpacks to 64 MiB, against a 16 MiB byte limit."""
+    ctx.monkeypatch.setenv("CALDP_MAX_TAR_BYTES", str(16 * 2**20))
+    raw = ctx.src / f"{ctx.dataset}_raw.fits"
+    with gzip.open(raw.with_name(f"{raw.name}.gz"), "wb") as f:
+        f.write(raw.read_bytes())
+        for _ in range(64):
+            f.write(bytes(2**20))
+    raw.unlink()
+    ctx.before = hashes(ctx.src)
+
+
+def corrupt_tarball(ctx: Ctx) -> None:
+    """One byte of a raw member flipped near its end (in its data), the gzip CRC kept."""
+    path = ctx.src / f"{ctx.dataset}.tar.gz"
+    with tarfile.open(path) as tar:
+        members = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]
+    index = next(i for i, (name, _) in enumerate(members) if name.endswith("_raw.fits"))
+    path.write_bytes(tarballs.flipped_byte(members, index, len(members[index][1]) - 100))
+    ctx.before = hashes(ctx.src)
+
+
 @dataclass(frozen=True)
 class Case:
     row: str
@@ -679,6 +715,10 @@ def _cases() -> list[Case]:
             "no message",
             _in("exception", "output check", "caldp.storage.file:FileOutput.check"),
         ),
+    ]
+    cases += [
+        Case("fetch", "bad input", 21, ("byte limit", "once decompressed"), setup=fits_gz_bomb),
+        Case("tarball", "bad input", 21, ("CRC check failed",), setup=corrupt_tarball),
     ]
     return cases
 

@@ -204,6 +204,10 @@ def test_decompression_bomb_is_21(world, raw_source, monkeypatch):
     world.assert_failed(21, "byte limit")
 
 
+@pytest.mark.fault(
+    "tarball members each under CALDP_MAX_TAR_BYTES adding up to more",
+    "exit 21, nothing extracted left",
+)
 def test_several_members_each_under_the_limit_adding_up_to_more_is_21(
     world, raw_source, monkeypatch
 ):
@@ -221,6 +225,10 @@ def test_several_members_each_under_the_limit_adding_up_to_more_is_21(
     world.assert_failed(21, "add up to more than the 16777216 byte limit")
 
 
+@pytest.mark.fault(
+    "a .fits.gz bomb (64 KiB -> 64 MiB), in a tarball or a folder, limit 16 MiB",
+    "exit 21 at fetch; nothing of it left in the working folder",
+)
 @pytest.mark.parametrize("where", ["tarball", "folder"])
 def test_fits_gz_bomb_is_21(world, raw_source, monkeypatch, where):
     """A raw .fits.gz of 64 KiB that unpacks to 64 MiB, against a 16 MiB limit: the limit
@@ -270,6 +278,10 @@ def _raw_and_env(raw_source: Path) -> list[tuple[str, bytes]]:
     return [(RAW, raw_source.read_bytes()), (f"{DS}_cal_env.txt", b"CALDP_EXAMPLE=1\n")]
 
 
+@pytest.mark.fault(
+    "a corrupt input tarball: CRC error, cut right after a member, no end-of-archive (file:)",
+    "exit 21, error-, nothing calibrated",
+)
 @pytest.mark.parametrize(
     "damage, words",
     [
@@ -397,6 +409,10 @@ def test_dataset_name_with_path_characters_is_2_before_any_work(world, name):
     world.assert_nothing_outside()
 
 
+@pytest.mark.fault(
+    "a dataset name that only looks valid: acſ_8ph_01, skycell-p٢٣٨١x06y09, j8cb010b0x",
+    "exit 2 before any work",
+)
 @pytest.mark.parametrize(
     "name", ["acſ_8ph_01", "skycell-p٢٣٨١x06y09", "ſkycell-p2381x06y09", "j8cb010b0x"]
 )
@@ -504,6 +520,10 @@ def test_env_file_cannot_change_which_program_runs(world, raw_source, monkeypatc
     assert f"data/acs/{DS}/env/{DS}_cal_env.txt" in tree(world.out)
 
 
+@pytest.mark.fault(
+    "an env file with a NUL byte or a 300 kB value",
+    "exit 21 at fetch naming the line; no program runs",
+)
 @pytest.mark.parametrize(
     "line, words",
     [

@@ -206,6 +206,10 @@ def test_tarball_without_the_datasets_files_is_21_not_26(s3):
     assert "no input files for lb4l02m2x" in log
 
 
+@pytest.mark.fault(
+    "a corrupt input tarball on S3: CRC error, cut right after a member",
+    "exit 21 (not a download retry), error-, nothing calibrated",
+)
 @pytest.mark.parametrize(
     "damage, words",
     [("cut_after_first_member", "end-of-stream marker"), ("flipped_byte", "CRC check failed")],
