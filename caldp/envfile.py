@@ -49,12 +49,12 @@ def refused(name: str) -> bool:
 def read(path: Path) -> dict[str, str]:
     """The variables ``path`` sets; raise :class:`EnvFileError` if it is unusable."""
     values: dict[str, str] = {}
-    data = path.read_bytes()
-    if len(data) > MAX_FILE_BYTES:
+    size = path.stat().st_size  # before reading: the file may be anything
+    if size > MAX_FILE_BYTES:
         raise EnvFileError(
-            f"{path.name} is {len(data)} bytes; an env file may hold at most {MAX_FILE_BYTES}"
+            f"{path.name} is {size} bytes; an env file may hold at most {MAX_FILE_BYTES}"
         )
-    text = data.decode("utf-8", errors="replace")
+    text = path.read_bytes().decode("utf-8", errors="replace")
     for number, raw in enumerate(text.splitlines(), start=1):
         if "\0" in raw:
             raise EnvFileError(

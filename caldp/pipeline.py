@@ -218,11 +218,12 @@ class Run:
                     to_stage.append(selection.poller)
                 self.staged = inputs.stage(to_stage, self.work_dir)
                 if selection.env_file is not None:
+                    values = envfile.read(selection.env_file)  # checked before it is copied
                     env_dir = self.work_dir / "env"
                     env_dir.mkdir(exist_ok=True)
                     self.env_file = env_dir / selection.env_file.name
                     shutil.copyfile(selection.env_file, self.env_file)
-                    self.program_env.update(envfile.read(self.env_file))
+                    self.program_env.update(values)
             except (inputs.InputsError, envfile.EnvFileError) as exc:
                 raise CaldpError(content_code, str(exc)) from exc
         finally:  # what was extracted or downloaded is staged, or not wanted

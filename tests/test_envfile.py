@@ -53,3 +53,11 @@ def test_variables_each_short_enough_adding_up_to_too_much_refuse_the_file(tmp_p
     f.write_text("".join(f"V{k}={'x' * 100_000}\n" for k in range(11)))
     with pytest.raises(envfile.EnvFileError, match="may hold at most 1048576"):
         envfile.read(f)
+
+
+def test_a_huge_env_file_is_refused_before_it_is_read(tmp_path):
+    f = tmp_path / "x_cal_env.txt"
+    with open(f, "wb") as out:
+        out.truncate(2**40)  # sparse: a terabyte that takes no disk
+    with pytest.raises(envfile.EnvFileError, match="is 1099511627776 bytes"):
+        envfile.read(f)

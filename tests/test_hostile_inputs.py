@@ -541,3 +541,4 @@ def test_env_file_no_program_could_start_with_is_21_at_fetch(world, raw_source, 
     assert run(DS, world.src, world.out) == 21
     world.assert_failed(21, f"step fetch failed: {DS}_cal_env.txt {words}")
     assert records(world.tmp) == []
+    assert not (world.work / DS / "env").exists()  # refused before it was copied
