@@ -17,12 +17,13 @@ SERVERLESS = "https://hst-serverless-mode.stsci.edu"
 
 
 @pytest.fixture
-def pipeline_env(tmp_path, monkeypatch, crds_cache):
-    """caldp-process with the stand-ins first on PATH, the real CRDS cache, a private home."""
+def pipeline_env(tmp_path, monkeypatch, standin_crds_cache):
+    """caldp-process with the stand-ins first on PATH, the real CRDS cache (with the
+    stand-ins' references), a private home."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("PATH", f"{STANDIN_DIR}:{__import__('os').environ['PATH']}")
-    monkeypatch.setenv("CRDS_PATH", str(crds_cache))
+    monkeypatch.setenv("CRDS_PATH", str(standin_crds_cache))
     monkeypatch.setenv("CRDS_READONLY_CACHE", "1")
     monkeypatch.setenv("CRDS_SERVER_URL", SERVERLESS)
     monkeypatch.setenv("CRDS_OBSERVATORY", "hst")

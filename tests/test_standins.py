@@ -32,9 +32,27 @@ def env(refs: Path) -> dict[str, str]:
     return standin_env(base)
 
 
+def provide_references(cwd: Path, env: dict[str, str]) -> list[Path]:
+    """An empty file for every ``<var>$<file>`` reference named by the FITS files
+    under ``cwd``, in the folder ``<var>`` names (the stand-ins open them)."""
+    made = []
+    for path in sorted(cwd.rglob("*.fits")):
+        if path.stat().st_size == 0:
+            continue  # a reference made here
+        for value in fits.getheader(path).values():
+            var, dollar, name = str(value).strip().partition("$")
+            if dollar and env.get(var) and os.path.isdir(env[var]):
+                made.append(Path(env[var]) / name)
+                made[-1].touch()
+    return made
+
+
 def run(
-    argv: list[str], cwd: Path, env: dict[str, str], **extra: str
+    argv: list[str], cwd: Path, env: dict[str, str], *, references: bool = True, **extra: str
 ) -> subprocess.CompletedProcess[bytes]:
+    if references:
+        for folder in {cwd} | {Path(a).parent for a in argv if os.path.isabs(a)}:
+            provide_references(folder, env)
     return subprocess.run(  # noqa: S603 - the stand-ins, found on the given PATH
         argv, cwd=cwd, env={**env, **extra}, capture_output=True, timeout=60, check=False
     )
@@ -327,18 +345,42 @@ def test_reference_directory_must_resolve(tmp_path, env, refs, jref, expected) -
     assert not (tmp_path / "j8cb02a1q_flt.fits").exists()
 
 
-def test_reference_files_required_on_request(tmp_path, env, refs) -> None:
-    synthetic.make_stis_raw(tmp_path, "odj701ujq")
-    argv = ["cs0.e", "-tv", "odj701ujq_raw.fits"]
-    strict = {"CALDP_STANDIN_REQUIRE_REFERENCE_FILES": "1"}
-    result = run(argv, tmp_path, env, **strict)
-    assert result.returncode == 2
-    assert "h1v11475o_bpx.fits not found" in result.stdout.decode()
-    with fits.open(tmp_path / "odj701ujq_raw.fits") as hdul:
-        names = [v.split("$", 1)[1] for v in hdul[0].header.values() if str(v).startswith("oref$")]
-    for name in names:
-        (refs / name).write_bytes(b"")
-    assert run(argv, tmp_path, env, **strict).returncode == 0
+@pytest.mark.parametrize(
+    "program, make, argv",
+    [
+        ("calacs.e", synthetic.make_acs_raw, ["j8cb02a1q_raw.fits"]),
+        ("calwf3.e", synthetic.make_wfc3_raw, ["ibqt03b1q_raw.fits"]),
+        ("cs0.e", synthetic.make_stis_raw, ["-tv", "odj701ujq_raw.fits"]),
+    ],
+)
+def test_every_named_reference_is_opened(tmp_path, env, refs, program, make, argv) -> None:
+    make(tmp_path, argv[-1].split("_")[0])
+    made = provide_references(tmp_path, env)
+    assert made
+    assert run([program, *argv], tmp_path, env).returncode == 0
+    for missing in (made[0], made[-1]):  # any one of them
+        missing.rename(missing.with_name("moved"))
+        result = run([program, *argv], tmp_path, env, references=False)
+        assert result.returncode == 2
+        assert f"cannot open {missing}" in result.stdout.decode()
+        missing.with_name("moved").rename(missing)
+
+
+def test_drizzlepac_standins_open_the_references_of_their_inputs(tmp_path, env, refs) -> None:
+    synthetic.make_acs_raw(tmp_path, "j8cb02a1q")
+    assert run(["calacs.e", "j8cb02a1q_raw.fits"], tmp_path, env).returncode == 0
+    idc = fits.getheader(tmp_path / "j8cb02a1q_flt.fits")["IDCTAB"].split("$")[1]
+    (refs / idc).unlink()
+    result = run(["runastrodriz", "-n", "1", "j8cb02a1q_raw.fits"], tmp_path, env, references=False)
+    assert result.returncode == 1
+    assert idc in text(result)
+    work = tmp_path / "svm"
+    synthetic.make_svm_inputs(work, "acs_8ph_01")
+    provide_references(work, env)
+    (refs / idc).unlink(missing_ok=True)
+    result = run(["runsinglehap", "acs_8ph_01_input.out"], work, env, references=False)
+    assert result.returncode == 1, text(result)
+    assert "not opened" in text(result)
 
 
 # ---------------------------------------------------------------------------

@@ -23,11 +23,11 @@ from _standin import (
     Reporter,
     _frames,
     before_work,
-    check_references,
     drizzled_file,
     final_status,
     imsets,
     mosaic,
+    open_references,
     python_traceback,
     read_asn,
     split_name,
@@ -40,8 +40,6 @@ USAGE = {
     "runsinglehap": "usage: runsinglehap [-h] [-d] [-l LOG_LEVEL] input_filename",
     "runmultihap": "usage: runmultihap [-h] [-d] [-l LOG_LEVEL] input_filename",
 }
-
-PREFIX = {"ACS": "jref", "WFC3": "iref"}
 
 
 def _bad(program: str, message: str) -> Abort:
@@ -130,9 +128,7 @@ def run_astrodriz(program: str, argv: list[str]) -> int:
                 program, f"FileNotFoundError: [Errno 2] No such file or directory: '{path}'"
             )
     for path in flts:
-        header = fits.getheader(path)
-        prefix = PREFIX.get(str(header.get("INSTRUME", "")).strip().upper(), "jref")
-        problems = check_references(header, prefix)
+        problems = open_references(fits.getheader(path))
         if problems:
             out.line(f"ERROR: {path}: {problems[0]}")
             raise _fail(
@@ -281,6 +277,10 @@ def run_hap(program: str, argv: list[str]) -> int:
                     " directory and from the path specified in the poller file. Exiting...",
                 )
         header = fits.getheader(local)
+        problems = open_references(header)
+        if problems:
+            out.line(f"ERROR: {local}: {problems[0]}")
+            raise _fail(program, f"OSError: reference file of {local} not opened: {problems[0]}")
         instrument = str(header.get("INSTRUME", "")).strip().lower()
         detector = (row.detector or str(header.get("DETECTOR", ""))).strip().lower()
         filt = (row.filters.lower() if row.filters else _filter_name(header)).replace(";", "-")

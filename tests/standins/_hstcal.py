@@ -22,11 +22,11 @@ from _standin import (
     Reporter,
     before_work,
     calibrate_sci,
-    check_references,
     final_status,
     hms_now,
     image_set,
     imsets,
+    open_references,
     read_asn,
     split_name,
     stamp,
@@ -39,15 +39,14 @@ from _standin import (
 class Flavour:
     title: str
     instrument: str
-    reference_prefix: str
     input_suffixes: tuple[str, ...]
     many_inputs: bool = False
 
 
 FLAVOURS = {
-    "calacs.e": Flavour("CALACS", "ACS", "jref", ("asn", "raw")),
-    "calwf3.e": Flavour("CALWF3", "WFC3", "iref", ("asn", "raw")),
-    "cs0.e": Flavour("CALSTIS", "STIS", "oref", ("raw", "wav"), many_inputs=True),
+    "calacs.e": Flavour("CALACS", "ACS", ("asn", "raw")),
+    "calwf3.e": Flavour("CALWF3", "WFC3", ("asn", "raw")),
+    "cs0.e": Flavour("CALSTIS", "STIS", ("raw", "wav"), many_inputs=True),
 }
 
 
@@ -186,7 +185,7 @@ def run_hstcal(program: str, argv: list[str]) -> int:
                     f"ERROR:    {raw.name}: INSTRUME is {instrument!r}, not {flavour.instrument}"
                 )
                 raise Abort(HSTCAL_ERROR)
-            problems = check_references(header, flavour.reference_prefix)
+            problems = open_references(header)
             if problems:
                 for problem in problems:
                     out.line(f"ERROR:    Reference file not resolved: {problem}")

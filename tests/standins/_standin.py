@@ -5,13 +5,14 @@ The real programs (hstcal's ``calacs.e``, ``calwf3.e``, ``cs0.e``; drizzlepac's
 are far too slow for unit tests. These stand-ins keep their command lines, exit
 statuses, product names and trailer files, and write small valid FITS products
 derived from their inputs. They calibrate nothing: every product says so in a
-HISTORY line.
+HISTORY line. Like the real programs, they open every ``<var>$<file>`` reference
+file their input headers name (``BIASFILE = 'jref$x_bia.fits'``): ``<var>`` must
+be set to a folder, ending in ``/``, that holds a readable ``<file>``.
 
 Environment (read by every stand-in):
 
 ``CALDP_STANDIN_RECORD``           append one JSON line per run to this file
 ``CALDP_STANDIN_RECORD_VARS``      extra variable names (comma separated) to record
-``CALDP_STANDIN_REQUIRE_REFERENCE_FILES=1``  the ``jref$x.fits`` files must exist
 ``CALDP_STANDIN_ONLY=<program>``   apply the fault settings below to that program only
 ``CALDP_STANDIN_SLEEP=<seconds>``  sleep before working
 ``CALDP_STANDIN_HANG=1``           sleep until killed
@@ -242,33 +243,39 @@ def want_products(program: str) -> bool:
 # ---------------------------------------------------------------------------
 # reference files
 
-_REFERENCE_RE = re.compile(r"^([a-z]+ref)\$(\S+\.fits)$", re.IGNORECASE)
+_REFERENCE_RE = re.compile(r"^([a-z]+)\$(\S+)$", re.IGNORECASE)
 
 
-def check_references(header: Any, prefix: str) -> list[str]:
-    """Problems with the ``<prefix>$name.fits`` keywords of ``header`` (empty if none)."""
+def open_references(header: Any) -> list[str]:
+    """Open every ``<var>$<file>`` reference that ``header`` names, as the real
+    programs do: ``<var>`` must be set to a folder ending in ``/`` holding a
+    readable ``<file>``.  Returns the problems (empty if none)."""
     problems: list[str] = []
-    require_files = os.environ.get("CALDP_STANDIN_REQUIRE_REFERENCE_FILES", "") == "1"
     for card in header.cards:
         value = card.value
         if not isinstance(value, str):
             continue
         match = _REFERENCE_RE.match(value.strip())
-        if not match or match.group(1).lower() != prefix:
+        if not match:
             continue
-        directory = os.environ.get(prefix)
+        var, name = match.group(1), match.group(2)
+        directory = os.environ.get(var)
         if directory is None:
-            problems.append(f"{card.keyword}={value}: environment variable {prefix!r} is not set")
+            problems.append(f"{card.keyword}={value}: environment variable {var!r} is not set")
         elif not directory.endswith("/"):
-            problems.append(f"{card.keyword}={value}: {prefix}={directory!r} does not end with '/'")
+            problems.append(f"{card.keyword}={value}: {var}={directory!r} does not end with '/'")
         elif not os.path.isdir(directory):
             problems.append(
-                f"{card.keyword}={value}: {prefix}={directory!r} is not an existing directory"
+                f"{card.keyword}={value}: {var}={directory!r} is not an existing directory"
             )
-        elif require_files and not os.path.isfile(directory + match.group(2)):
-            problems.append(
-                f"{card.keyword}={value}: reference file {directory + match.group(2)} not found"
-            )
+        else:
+            try:
+                with open(directory + name, "rb") as handle:
+                    handle.read(2880)
+            except OSError as exc:
+                problems.append(
+                    f"{card.keyword}={value}: cannot open {directory + name}: {exc.strerror}"
+                )
     return problems
 
 
