@@ -40,11 +40,22 @@ class BestrefsResult:
     context: str
     errors: int
     references: dict[str, str] = field(default_factory=dict)  # file name -> variable
-    missing: list[str] = field(default_factory=list)  # not in the cache
+
+
+@dataclass
+class Located:
+    """Where the programs find their references: one folder per variable."""
+
+    dirs: dict[str, str]  # variable -> folder ending in "/"
+    missing: list[str] = field(default_factory=list)  # referenced files found in no folder
 
 
 def cache_mode(crds_path: Path) -> str:
-    """``flat`` or ``instrument``: how references are laid out in the cache."""
+    """``flat`` or ``instrument``: how references are laid out in the cache.
+
+    No marker means ``instrument``, as for CRDS, which writes that marker into a
+    writable cache that has none.
+    """
     marker = crds_path / "config" / "hst" / "ref_cache_subdir_mode"
     try:
         mode = marker.read_text().strip()
@@ -53,12 +64,45 @@ def cache_mode(crds_path: Path) -> str:
     return "flat" if mode == "flat" else "instrument"
 
 
-def reference_dirs(crds_path: Path) -> dict[str, str]:
-    """The environment values (ending in ``/``) of ``iref``, ``jref``, ... for this cache."""
+def _layout_dirs(crds_path: Path, mode: str) -> dict[str, str]:
     root = crds_path / "references" / "hst"
-    if cache_mode(crds_path) == "flat":
+    if mode == "flat":
         return {var: f"{root}/" for var in REFERENCE_VARIABLES}
     return {var: f"{root / sub}/" for var, sub in REFERENCE_VARIABLES.items()}
+
+
+def reference_dirs(crds_path: Path) -> dict[str, str]:
+    """The environment values (ending in ``/``) of ``iref``, ``jref``, ... for this cache."""
+    return _layout_dirs(crds_path, cache_mode(crds_path))
+
+
+def locate(references: Mapping[str, str], crds_path: Path) -> Located:
+    """The folder of each variable, where its referenced files actually are.
+
+    The cache's layout decides, unless the files a variable names are all in the
+    other layout's folder (a cache without a marker, laid out flat, or the other
+    way round).  Files found in neither are ``missing``; their variable keeps the
+    layout's folder.
+    """
+    mode = cache_mode(crds_path)
+    dirs = _layout_dirs(crds_path, mode)
+    other = _layout_dirs(crds_path, "instrument" if mode == "flat" else "flat")
+    missing: list[str] = []
+    for var in sorted(set(references.values())):
+        names = sorted(name for name, v in references.items() if v == var)
+        absent = [name for name in names if not os.path.isfile(dirs[var] + name)]
+        if absent and all(os.path.isfile(other[var] + name) for name in names):
+            log.info(
+                "%s: its %d file(s) are in %s, not in the cache layout's %s",
+                var,
+                len(names),
+                other[var],
+                dirs[var],
+            )
+            dirs[var] = other[var]
+        else:
+            missing += absent
+    return Located(dirs=dirs, missing=sorted(missing))
 
 
 def operational_context(crds_path: Path) -> str | None:
@@ -122,18 +166,22 @@ def referenced_files(paths: Sequence[Path]) -> dict[str, str]:
     return found
 
 
-def missing_references(references: Mapping[str, str], dirs: Mapping[str, str]) -> list[str]:
-    return sorted(name for name, var in references.items() if not os.path.exists(dirs[var] + name))
+def instruments(paths: Sequence[Path]) -> list[str]:
+    """The instruments (``INSTRUME``) named in the primary headers of ``paths``."""
+    from astropy.io import fits
+
+    found = {str(fits.getheader(path, 0).get("INSTRUME", "")).strip().upper() for path in paths}
+    return sorted(found - {""})
 
 
 def check_cache(crds_path: Path, origin: str = "") -> None:
     """Raise :class:`BestrefsError` unless ``crds_path`` holds a CRDS cache's HST rules.
 
     ``origin`` says where ``CRDS_PATH`` came from, for the message."""
-    if (crds_path / "mappings" / "hst").is_dir():
+    if any((crds_path / sub / "hst").is_dir() for sub in ("mappings", "pickles")):
         return
     raise BestrefsError(
-        f"{crds_path} is not a CRDS cache (no mappings/hst folder)"
+        f"{crds_path} is not a CRDS cache (no mappings/hst or pickles/hst folder)"
         + (f"; CRDS_PATH is {origin}" if origin else "")
         + ". Set CRDS_PATH to a CRDS cache, or off-site use the profile caldp-config-offsite "
         "(a cache at $CRDS_PATH or ~/crds_cache, filled from the CRDS server) or "
@@ -141,24 +189,14 @@ def check_cache(crds_path: Path, origin: str = "") -> None:
     )
 
 
-def run(
-    paths: Sequence[Path],
-    crds_path: Path,
-    env: Mapping[str, str],
-    *,
-    sync: bool,
-    pinned_context: str | None = None,
-) -> BestrefsResult:
-    """Assign best references; raise :class:`BestrefsError` on any CRDS error."""
+def run(paths: Sequence[Path], crds_path: Path, context: str, *, sync: bool) -> BestrefsResult:
+    """Assign best references with ``context``; raise :class:`BestrefsError` on any CRDS error."""
     if not paths:
         raise BestrefsError("no files to assign best references to")
     check_cache(crds_path)
-    context = choose_context(crds_path, env, pinned_context)
     errors = assign(paths, context, sync=sync)
     if errors:
         raise BestrefsError(f"CRDS reported {errors} error(s) assigning best references")
     refs = referenced_files(paths)
-    missing = missing_references(refs, reference_dirs(crds_path))
-    result = BestrefsResult(context=context, errors=errors, references=refs, missing=missing)
     log.info("CRDS assigned %d reference files with context %s", len(refs), context)
-    return result
+    return BestrefsResult(context=context, errors=errors, references=refs)

@@ -67,6 +67,7 @@ PROFILES: dict[str, Profile] = {
                 "CRDS_READONLY_CACHE": "0",
                 "CRDS_SERVER_URL": SERVERLESS_URL,
                 "CRDS_OBSERVATORY": "hst",
+                "CRDS_USE_PICKLED_CONTEXTS": "1",  # a bucket without mappings/hst/ has pickles/hst/
                 "CALDP_REFERENCE_RETRIES": "4",
                 "CALDP_REFERENCE_RETRY_SECONDS": "10",
             },

@@ -1,20 +1,24 @@
 """CRDS rules and reference files from an S3 bucket (the caldp-config-aws profile).
 
 The bucket (``$CRDSBUCKET``, given as ``name``, ``s3://name`` or
-``s3://name/prefix``) mirrors a flat CRDS cache::
+``s3://name/prefix``) is read with GETs of named objects only: no listing, so
+the job needs nothing but ``s3:GetObject`` on it.  What is read::
 
-    s3://<bucket>/config/hst/...       server_config (with download_metadata), bad_files.txt, ...
-    s3://<bucket>/mappings/hst/...     .pmap/.imap/.rmap rules
-    s3://<bucket>/references/hst/...   reference files
+    config/hst/server_config           operational context, reference sizes and sha1s
+    mappings/hst/<name>                the context's rules, when the bucket has them
+    pickles/hst/<context>.pkl          otherwise: the context pickled (CRDS_USE_PICKLED_CONTEXTS)
+    references/hst/<name>              each reference file the inputs need
 
-and the local cache uses CRDS's layout ``<crds_path>/{config,mappings,references}/hst/``.
-Every reference is checked against the size and sha1 recorded for it in
-``config/hst/server_config``'s ``download_metadata`` before it is used; a
-download is tried ``CALDP_REFERENCE_RETRIES`` times (default 4),
-``CALDP_REFERENCE_RETRY_SECONDS`` apart (default 10).  Failures are exit 27.
+and the local cache uses CRDS's layout ``<crds_path>/{config,mappings,pickles,references}/hst/``.
+Of the rules, only the context, the instrument rules of the inputs' instruments
+and their reference rules are fetched, each checked against the sha1sum in its
+own header.  Every reference is checked against the size and sha1 recorded for
+it in ``server_config``'s ``download_metadata`` before it is used; a download is
+tried ``CALDP_REFERENCE_RETRIES`` times (default 4), ``CALDP_REFERENCE_RETRY_SECONDS``
+apart (default 10).  Failures are exit 27.
 
 The operator may pin the context: the name of the ``.pmap`` object under
-``s3://<bucket>/crds_env_vars/`` (:func:`pinned_context`).
+``s3://<bucket>/crds_env_vars/`` of the processing bucket (:func:`pinned_context`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +44,6 @@ log = logging.getLogger("caldp.crds_s3")
 
 OBSERVATORY = "hst"
 PIN_PREFIX = "crds_env_vars"
-CACHE_SUBDIRS = ("config", "mappings")
 CHUNK = 4 * 2**20
 DOWNLOAD_THREADS = 8
 
@@ -118,53 +122,133 @@ def _atomic_download(client: Any, bucket: str, key: str, target: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def prepare_cache(crds_bucket: str, crds_path: Path) -> None:
-    """Copy ``config/hst`` and ``mappings/hst`` from the bucket into the cache where missing.
+def _absent(exc: CaldpError) -> bool:
+    """True if a GET failed because the object is not there (or, without
+    ``s3:ListBucket``, not readable: S3 then answers 403 for a missing object)."""
+    return s3.error_code(exc.__cause__) in ("NoSuchKey", "404", "AccessDenied", "403")
 
-    Files already in the cache are kept.  Failures are exit 27.
+
+def _get(client: Any, bucket: str, key: str, target: Path) -> None:
+    s3.call_with_retries(
+        f"downloading s3://{bucket}/{key}",
+        lambda: _atomic_download(client, bucket, key, target),
+        exit_code=ExitCode.BESTREFS_ERROR,
+    )
+
+
+def prepare_config(crds_bucket: str, crds_path: Path) -> None:
+    """GET ``config/hst/server_config`` into the cache (every run: the operational
+    context and the references' sizes and sha1s change with CRDS deliveries)."""
+    bucket, prefix = _bucket_and_prefix(crds_bucket)
+    key = s3.join_key(prefix, f"config/{OBSERVATORY}/server_config")
+    _get(s3.make_client(), bucket, key, crds_path / "config" / OBSERVATORY / "server_config")
+    log.info("CRDS server_config from s3://%s/%s", bucket, key)
+
+
+def prepare_rules(crds_bucket: str, crds_path: Path, context: str, instruments: list[str]) -> str:
+    """Make ``context`` loadable offline for ``instruments``; return where its rules came from.
+
+    From ``mappings/hst/`` when the bucket has the context there: the ``.pmap``,
+    the ``.imap`` of each instrument and its ``.rmap`` files, fetched by name in
+    parallel (mappings already in the cache are kept).  Otherwise the pickled
+    context ``pickles/hst/<context>.pkl``, which CRDS loads with
+    ``CRDS_USE_PICKLED_CONTEXTS=1``.
     """
+    if not context.endswith(".pmap") or "/" in context:
+        raise ReferenceFetchError(f"not a CRDS context name: {context!r}")
     bucket, prefix = _bucket_and_prefix(crds_bucket)
     client = s3.make_client(max_connections=DOWNLOAD_THREADS + 2)
-    todo: list[tuple[str, Path]] = []
-    for sub in CACHE_SUBDIRS:
-        where = s3.join_key(prefix, f"{sub}/{OBSERVATORY}")
-        keys = s3.call_with_retries(
-            f"listing s3://{bucket}/{where}/",
-            lambda where=where: _list_keys(client, bucket, where),
-            exit_code=ExitCode.BESTREFS_ERROR,
-        )
-        if not keys:
-            raise ReferenceFetchError(f"s3://{bucket}/{where}/ is empty: not a CRDS cache mirror")
-        local_dir = crds_path / sub / OBSERVATORY
-        for key, _size in keys:
-            relative = key[len(where) + 1 :]
-            if not relative or relative.endswith("/") or ".." in relative.split("/"):
-                continue
-            target = local_dir.joinpath(*relative.split("/"))
-            if not target.exists():
-                todo.append((key, target))
-    if not todo:
-        log.info("CRDS cache %s already has config and mappings", crds_path)
-        return
-
-    def get(item: tuple[str, Path]) -> None:
-        key, target = item
-        s3.call_with_retries(
-            f"downloading s3://{bucket}/{key}",
-            lambda: _atomic_download(client, bucket, key, target),
-            exit_code=ExitCode.BESTREFS_ERROR,
-        )
-
+    folder = crds_path / "mappings" / OBSERVATORY
+    pickle = crds_path / "pickles" / OBSERVATORY / f"{context}.pkl"
+    where = s3.s3_url(bucket, s3.join_key(prefix, f"mappings/{OBSERVATORY}/"))
     started = time.monotonic()
-    with ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="caldp-crds") as pool:
-        list(pool.map(get, todo))
+    if pickle.is_file() and not (folder / context).is_file():
+        return str(pickle)
+    try:
+        _fetch_mappings(client, bucket, prefix, folder, [context])
+    except CaldpError as exc:
+        if not _absent(exc):
+            raise
+        key = s3.join_key(prefix, f"pickles/{OBSERVATORY}/{context}.pkl")
+        log.info("%s%s is not there: using the pickled context", where, context)
+        try:
+            _get(client, bucket, key, pickle)
+        except CaldpError as exc2:
+            raise ReferenceFetchError(
+                f"CRDS context {context}: neither its rules nor its pickle: {exc}; {exc2}"
+            ) from exc2
+        return s3.s3_url(bucket, key)
+    imaps = _selected(folder / context, instruments)
+    _fetch_mappings(client, bucket, prefix, folder, imaps)
+    rmaps = [name for imap in imaps for name in _selected(folder / imap, None)]
+    _fetch_mappings(client, bucket, prefix, folder, rmaps)
     log.info(
-        "CRDS cache %s: %d config/mapping files from s3://%s in %.1f s",
-        crds_path,
-        len(todo),
-        bucket,
+        "CRDS rules of %s for %s: %d mapping(s) from %s ready in %.1f s",
+        context,
+        ", ".join(instruments),
+        1 + len(imaps) + len(rmaps),
+        where,
         time.monotonic() - started,
     )
+    return where
+
+
+def _mapping(text: str, name: str) -> Any:
+    """The parsed mapping (its selections not loaded), checked against the sha1sum in its header."""
+    from crds.core import rmap
+
+    try:
+        return rmap.Mapping.from_string(text, name, ignore_checksum=False)
+    except Exception as exc:  # noqa: BLE001 - CRDS raises many kinds for a bad mapping
+        raise ReferenceFetchError(f"bad CRDS mapping {name}: {type(exc).__name__}: {exc}") from exc
+
+
+def _selected(path: Path, instruments: list[str] | None) -> list[str]:
+    """The mappings that ``path`` selects (a ``.pmap``: for ``instruments`` only)."""
+    mapping = _mapping(path.read_text(), path.name)
+    wanted = None if instruments is None else {i.upper() for i in instruments}
+    missing = sorted((wanted or set()) - {str(k).upper() for k in mapping.selector})
+    if missing:
+        raise ReferenceFetchError(f"CRDS context {path.name} has no rules for {', '.join(missing)}")
+    return sorted(
+        {
+            str(value)
+            for key, value in mapping.selector.items()
+            if (wanted is None or str(key).upper() in wanted) and str(value).endswith("map")
+        }
+    )
+
+
+def _fetch_mappings(client: Any, bucket: str, prefix: str, folder: Path, names: list[str]) -> None:
+    """GET the named mappings that are not yet in ``folder``, each checked before it is kept."""
+
+    def get(name: str) -> None:
+        if "/" in name or not name.endswith("map"):
+            raise ReferenceFetchError(f"not a CRDS mapping name: {name!r}")
+        target = folder / name
+        if target.is_file():
+            return
+        key = s3.join_key(prefix, f"mappings/{OBSERVATORY}/{name}")
+        data = s3.call_with_retries(
+            f"downloading s3://{bucket}/{key}",
+            lambda: client.get_object(Bucket=bucket, Key=key)["Body"].read(),
+            exit_code=ExitCode.BESTREFS_ERROR,
+        )
+        _mapping(data.decode("utf-8", errors="replace"), name)
+        _atomic_write(target, data)
+
+    with ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="caldp-crds") as pool:
+        list(pool.map(get, names))
+
+
+def _atomic_write(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def download_metadata(crds_path: Path) -> dict[str, Expected]:
@@ -202,19 +286,21 @@ def file_matches(path: Path, expected: Expected) -> str | None:
     return None
 
 
-def _plain_name(name: str) -> str:
-    name = name.strip()
-    return name.split("$", 1)[1] if "$" in name else name
+def fetch_references(
+    crds_bucket: str, crds_path: Path, references: Mapping[str, str]
+) -> list[Path]:
+    """Make each reference present and verified where the programs will look for it.
 
-
-def fetch_references(crds_bucket: str, crds_path: Path, names: list[str]) -> list[Path]:
-    """Make each reference in ``names`` present and verified in the flat cache; return the paths.
-
-    A file already in the cache is used if it passes the size/sha1 check and
-    downloaded again otherwise.  Exit 27 if any cannot be fetched and verified.
+    ``references`` maps file names to their variables (``{"x_bia.fits": "jref"}``);
+    each file goes to that variable's folder in the cache's layout
+    (:func:`caldp.bestrefs.reference_dirs`).  A file already there is used if it
+    passes the size/sha1 check and downloaded again otherwise.  Exit 27 if any
+    cannot be fetched and verified.  Returns the paths.
     """
+    from caldp.bestrefs import reference_dirs
+
     bucket, prefix = _bucket_and_prefix(crds_bucket)
-    wanted = sorted({_plain_name(n) for n in names if n and n.strip().upper() not in ("N/A",)})
+    wanted = sorted(references)
     for name in wanted:
         if not name or "/" in name or name in (".", ".."):
             raise ReferenceFetchError(f"invalid reference file name {name!r}")
@@ -226,12 +312,12 @@ def fetch_references(crds_bucket: str, crds_path: Path, names: list[str]) -> lis
         raise ReferenceFetchError(
             "no size/sha1 in the cache's download_metadata for: " + ", ".join(unknown)
         )
-    ref_dir = crds_path / "references" / OBSERVATORY
+    dirs = reference_dirs(crds_path)
     policy = s3.policy_from_env("CALDP_REFERENCE_RETRIES", "CALDP_REFERENCE_RETRY_SECONDS", 4, 10.0)
     client = s3.make_client(max_connections=DOWNLOAD_THREADS + 2)
 
     def get(name: str) -> Path:
-        target = ref_dir / name
+        target = Path(dirs[references[name]]) / name
         expected = metadata[name]
         if target.exists():
             problem = file_matches(target, expected)

@@ -257,45 +257,60 @@ class Run:
         bestrefs.check_cache(Path(value).expanduser(), origin)
 
     def assign_references(self) -> None:
+        """Best references into the headers, the files in the cache, and the folders
+        (``jref``, ...) where the programs find them."""
         crds_path = Path(os.environ["CRDS_PATH"]).expanduser()
-        dirs = bestrefs.reference_dirs(crds_path)
-        self.program_env.update(dirs)
         if not self.handler.run_bestrefs:
             log.info("no bestrefs for %s: its inputs are already calibrated", self.handler.title)
+            self.use_references(bestrefs.referenced_files(self.fits_inputs()), crds_path)
             return
         profile = self.request.profile
+        targets = files_with(self.staged, *self.handler.bestrefs_suffixes)
+        crds_bucket = os.environ.get("CRDSBUCKET", "") if profile.references_from_s3 else ""
         pinned = None
         if profile.references_from_s3:
             from caldp import crds_s3
 
-            crds_bucket = os.environ.get("CRDSBUCKET", "")
             if not crds_bucket:
-                raise bestrefs.BestrefsError("CRDSBUCKET is not set (profile caldp-config-aws)")
-            crds_s3.prepare_cache(crds_bucket, crds_path)
-            for uri in (self.request.output_uri, self.request.input_uri):
-                if uri.scheme == "s3":
-                    pinned = crds_s3.pinned_context(uri.bucket)
-                    break
-        targets = files_with(self.staged, *self.handler.bestrefs_suffixes)
+                raise bestrefs.BestrefsError(f"CRDSBUCKET is not set (profile {profile.name})")
+            crds_s3.prepare_config(crds_bucket, crds_path)
+            pinned = self.pinned_context()
+        context = bestrefs.choose_context(crds_path, os.environ, pinned)
+        if crds_bucket:
+            crds_s3.prepare_rules(crds_bucket, crds_path, context, bestrefs.instruments(targets))
         crds_handler = caldp_log.attach_file(self.logs_dir / "process.txt", "CRDS")
         try:
-            result = bestrefs.run(
-                targets, crds_path, os.environ, sync=profile.sync_references, pinned_context=pinned
-            )
+            result = bestrefs.run(targets, crds_path, context, sync=profile.sync_references)
         finally:
             caldp_log.detach(crds_handler, "CRDS")
-        if result.missing and profile.references_from_s3:
-            from caldp import crds_s3
+        if crds_bucket:
+            crds_s3.fetch_references(crds_bucket, crds_path, result.references)
+        missing = self.use_references(result.references, crds_path)
+        if missing and crds_bucket:
+            raise bestrefs.BestrefsError(f"references fetched but not found: {', '.join(missing)}")
 
-            crds_s3.fetch_references(os.environ["CRDSBUCKET"], crds_path, result.missing)
-        elif result.missing:
+    def pinned_context(self) -> str | None:
+        """The context the operator pinned in the processing bucket (S3 runs only)."""
+        from caldp import crds_s3
+
+        for uri in (self.request.output_uri, self.request.input_uri):
+            if uri.scheme == "s3":
+                return crds_s3.pinned_context(uri.bucket)
+        return None
+
+    def use_references(self, references: dict[str, str], crds_path: Path) -> list[str]:
+        """Give the programs the folders where ``references`` are; return those found nowhere."""
+        located = bestrefs.locate(references, crds_path)
+        self.program_env.update(located.dirs)
+        if located.missing:
             log.warning(
                 "%d reference file(s) are not in the CRDS cache %s: %s; "
                 "a calibration program that needs one will fail",
-                len(result.missing),
+                len(located.missing),
                 crds_path,
-                ", ".join(result.missing),
+                ", ".join(located.missing),
             )
+        return located.missing
 
     def run_stage(self, stage: Stage) -> None:
         argv = stage.argv(self.dataset, self.staged)

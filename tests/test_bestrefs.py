@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import pytest
 from astropy.io import fits
@@ -28,13 +29,15 @@ def test_reference_dirs_flat_and_instrument(tmp_path, crds_cache):
 def test_real_acs_raw_gets_real_references(tmp_path, testdata, crds_env):
     raw = tmp_path / "j8bt05njq_raw.fits"
     shutil.copyfile(testdata / "acs" / "j8bt05njq_raw.fits", raw)
-    result = bestrefs.run([raw], crds_env, {}, sync=False)
+    result = bestrefs.run([raw], crds_env, "hst_0729.pmap", sync=False)
     assert result.errors == 0 and result.context == "hst_0729.pmap"
     header = fits.getheader(raw)
     assert header["BIASFILE"] == "jref$m4r1753rj_bia.fits"
     assert header["CRDS_CTX"] == "hst_0729.pmap"
     assert result.references["m4r1753rj_bia.fits"] == "jref"
-    assert "m4r1753rj_bia.fits" in result.missing  # the test cache holds no bias files
+    located = bestrefs.locate(result.references, crds_env)
+    assert "m4r1753rj_bia.fits" in located.missing  # the test cache holds no bias files
+    assert bestrefs.instruments([raw]) == ["ACS"]
 
 
 def test_context_choice(crds_cache):
@@ -52,16 +55,67 @@ def test_crds_errors_are_failures(tmp_path, testdata, crds_env):
     with fits.open(raw, mode="update") as hdul:
         hdul[0].header["DETECTOR"] = "NOSUCH"
     with pytest.raises(bestrefs.BestrefsError, match="error"):
-        bestrefs.run([raw], crds_env, {}, sync=False)
+        bestrefs.run([raw], crds_env, "hst_0729.pmap", sync=False)
 
 
 def test_unknown_context_is_a_failure(tmp_path, testdata, crds_env):
     raw = tmp_path / "j8bt05njq_raw.fits"
     shutil.copyfile(testdata / "acs" / "j8bt05njq_raw.fits", raw)
     with pytest.raises(bestrefs.BestrefsError):
-        bestrefs.run([raw], crds_env, {"CRDS_CONTEXT": "hst_9999.pmap"}, sync=False)
+        bestrefs.run([raw], crds_env, "hst_9999.pmap", sync=False)
 
 
 def test_not_a_cache(tmp_path):
     with pytest.raises(bestrefs.BestrefsError, match="not a CRDS cache"):
-        bestrefs.run([tmp_path / "x_raw.fits"], tmp_path, {}, sync=False)
+        bestrefs.run([tmp_path / "x_raw.fits"], tmp_path, "hst_0729.pmap", sync=False)
+
+
+REFS = {"a_bia.fits": "jref", "b_drk.fits": "jref", "c_pfl.fits": "iref"}
+
+
+def _put(folder: Path, *names: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(b"")
+
+
+def _marked(cache: Path, mode: str | None) -> Path:
+    (cache / "config" / "hst").mkdir(parents=True)
+    if mode:
+        (cache / "config" / "hst" / "ref_cache_subdir_mode").write_text(f"{mode}\n")
+    return cache
+
+
+@pytest.mark.parametrize("mode", ["flat", "instrument", None])
+def test_locate_names_the_folders_where_the_files_are(tmp_path, mode):
+    cache = _marked(tmp_path, mode)
+    root = cache / "references" / "hst"
+    if mode == "flat":
+        _put(root, *REFS)
+    else:
+        _put(root / "acs", "a_bia.fits", "b_drk.fits")
+        _put(root / "wfc3", "c_pfl.fits")
+    located = bestrefs.locate(REFS, cache)
+    assert located.missing == []
+    for name, var in REFS.items():
+        assert Path(located.dirs[var] + name).is_file()
+    assert all(v.endswith("/") for v in located.dirs.values())
+
+
+def test_locate_follows_the_files_against_the_marker(tmp_path):
+    """A cache without a marker (CRDS then says "instrument") holding its files flat."""
+    cache = _marked(tmp_path, None)
+    _put(cache / "references" / "hst", *REFS)
+    located = bestrefs.locate(REFS, cache)
+    assert located.missing == []
+    assert located.dirs["jref"] == located.dirs["iref"] == f"{cache}/references/hst/"
+    assert located.dirs["oref"] == f"{cache}/references/hst/stis/"  # nothing to follow
+
+
+def test_locate_reports_what_is_nowhere(tmp_path):
+    cache = _marked(tmp_path, "flat")
+    _put(cache / "references" / "hst", "a_bia.fits")
+    _put(cache / "references" / "hst" / "acs", "b_drk.fits")  # split: not followed
+    located = bestrefs.locate(REFS, cache)
+    assert located.missing == ["b_drk.fits", "c_pfl.fits"]
+    assert located.dirs["jref"] == f"{cache}/references/hst/"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from caldp import crds_s3
+from caldp import bestrefs, crds_s3
 from caldp.exit_codes import ExitCode
 from caldp.sysexit import CaldpError
 from tests.s3_fixtures import RecordingProxy, s3_client, use_fast_retries
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.s3
 
 CRDS_BUCKET = "caldp-crds-test"
 REFERENCE = "v8q14451j_idc.fits"
+CONTEXT = "hst_0729.pmap"
 
 
 @pytest.fixture
@@ -61,71 +63,151 @@ def refs_bucket(s3, crds_cache) -> str:
     return _mirror(s3, crds_cache, ("references/hst",))
 
 
-def test_prepare_cache_fills_an_empty_cache_that_crds_can_use(
+def listings(proxy: RecordingProxy) -> list[tuple[str, str, int]]:
+    """Requests other than GETs and HEADs of objects (listings are GETs of a bucket)."""
+    return [
+        r
+        for r in proxy.requests()
+        if r[0] not in ("GET", "HEAD") or r[1].split("?")[0].strip("/").count("/") < 1
+    ]
+
+
+def _mappings(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_config_and_rules_by_name_for_the_inputs_instruments(
     crds_bucket, crds_cache, tmp_path, monkeypatch
 ):
     cache = tmp_path / "crds_cache"
-    crds_s3.prepare_cache(f"s3://{crds_bucket}", cache)
-    for sub in ("config/hst", "mappings/hst"):
-        expected = _files(crds_cache, sub)
-        got = _files(cache, sub)
-        assert sorted(got) == sorted(expected)
-        for name, path in got.items():
-            assert path.read_bytes() == expected[name].read_bytes()
-    assert not (cache / "references").exists()  # references come one by one, when needed
-    # CRDS itself loads the whole context from the prepared cache, offline.
-    monkeypatch.setenv("CRDS_PATH", str(cache))
-    monkeypatch.setenv("CRDS_READONLY_CACHE", "1")
-    monkeypatch.setenv("CRDS_SERVER_URL", "https://127.0.0.1:9")
-    import crds
-
-    pmap = crds.get_cached_mapping("hst_0729.pmap")
-    assert len(pmap.mapping_names()) == len(_files(crds_cache, "mappings/hst"))
-
-
-def test_prepare_cache_keeps_what_is_there(crds_bucket, tmp_path, monkeypatch):
-    cache = tmp_path / "crds_cache"
-    kept = cache / "config" / "hst" / "bad_files.txt"
-    kept.parent.mkdir(parents=True)
-    kept.write_text("local copy\n")
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"]) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        crds_s3.prepare_cache(crds_bucket, cache)
-        first = len(proxy.requests("GET"))
-        crds_s3.prepare_cache(crds_bucket, cache)
-        second = len(proxy.requests("GET")) - first
-    assert kept.read_text() == "local copy\n"
-    assert (cache / "config" / "hst" / "server_config").is_file()
-    assert second == 2  # only the two listings: nothing downloaded again
+        crds_s3.prepare_config(f"s3://{crds_bucket}", cache)
+        where = crds_s3.prepare_rules(f"s3://{crds_bucket}", cache, CONTEXT, ["COS"])
+        first = len(proxy.requests())
+        crds_s3.prepare_rules(f"s3://{crds_bucket}", cache, CONTEXT, ["COS"])
+        again = len(proxy.requests()) - first
+    assert where == f"s3://{crds_bucket}/mappings/hst/"
+    assert listings(proxy) == []
+    assert again == 0  # the rules are in the cache now
+    config = cache / "config" / "hst" / "server_config"
+    assert config.read_bytes() == (crds_cache / "config" / "hst" / "server_config").read_bytes()
+    got = _mappings(cache / "mappings" / "hst")
+    assert CONTEXT in got and "hst_cos_0306.imap" in got and "hst_acs_0421.imap" not in got
+    assert all(n.startswith(("hst_0729", "hst_cos_")) for n in got)
+    assert len(got) < len(_mappings(crds_cache / "mappings" / "hst")) / 4
+    assert not (cache / "references").exists()  # references come one by one, when needed
 
 
-def test_prepare_cache_from_a_bucket_without_a_cache_is_27(s3, tmp_path):
-    s3.create_bucket(Bucket="caldp-empty-crds")
+def _use_cache(monkeypatch, cache: Path) -> None:
+    monkeypatch.setenv("CRDS_PATH", str(cache))
+    monkeypatch.setenv("CRDS_READONLY_CACHE", "0")
+    monkeypatch.setenv("CRDS_SERVER_URL", "https://hst-serverless-mode.stsci.edu")
+
+
+def test_crds_assigns_references_with_the_rules_fetched(
+    crds_bucket, testdata, tmp_path, monkeypatch
+):
+    cache = tmp_path / "crds_cache"
+    _use_cache(monkeypatch, cache)
+    raw = tmp_path / "lb4l02m2q_rawacq.fits"
+    raw.write_bytes(gzip.decompress((testdata / "cos" / "acq" / f"{raw.name}.gz").read_bytes()))
+    crds_s3.prepare_config(crds_bucket, cache)
+    crds_s3.prepare_rules(crds_bucket, cache, CONTEXT, bestrefs.instruments([raw]))
+    result = bestrefs.run([raw], cache, CONTEXT, sync=False)
+    assert result.references and set(result.references.values()) == {"lref"}
+
+
+@pytest.fixture
+def seed_bucket(s3, crds_cache, monkeypatch) -> str:
+    """A bucket laid out as the earlier implementation used it: config/hst/,
+    pickles/hst/<context>.pkl and references/hst/, no mappings."""
+    import pickle
+
+    import crds
+
+    _mirror(s3, crds_cache, ("config/hst", "references/hst"))
+    with monkeypatch.context() as env:
+        _use_cache(env, crds_cache)
+        env.setenv("CRDS_READONLY_CACHE", "1")
+        context = crds.get_cached_mapping(CONTEXT)
+        context.force_load()
+    s3.put_object(Bucket=CRDS_BUCKET, Key=f"pickles/hst/{CONTEXT}.pkl", Body=pickle.dumps(context))
+    return CRDS_BUCKET
+
+
+def test_a_bucket_with_pickles_and_no_mappings(
+    seed_bucket, testdata, tmp_path, monkeypatch, crds_cache
+):
+    cache = tmp_path / "crds_cache"
+    _use_cache(monkeypatch, cache)
+    monkeypatch.setenv("CRDS_USE_PICKLED_CONTEXTS", "1")
+    raw = tmp_path / "lb4l02m2q_rawacq.fits"
+    raw.write_bytes(gzip.decompress((testdata / "cos" / "acq" / f"{raw.name}.gz").read_bytes()))
+    with RecordingProxy(os.environ["AWS_ENDPOINT_URL"]) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        crds_s3.prepare_config(seed_bucket, cache)
+        where = crds_s3.prepare_rules(seed_bucket, cache, CONTEXT, ["COS"])
+    assert where == f"s3://{seed_bucket}/pickles/hst/{CONTEXT}.pkl"
+    assert listings(proxy) == []
+    assert (cache / "pickles" / "hst" / f"{CONTEXT}.pkl").is_file()
+    assert not (cache / "mappings" / "hst").exists()
+    result = bestrefs.run([raw], cache, CONTEXT, sync=False)
+    assert set(result.references.values()) == {"lref"}
+
+
+def test_a_bucket_without_rules_is_27(s3, crds_cache, tmp_path):
+    _mirror(s3, crds_cache, ("config/hst",))
+    cache = tmp_path / "cache"
+    crds_s3.prepare_config(CRDS_BUCKET, cache)
     with pytest.raises(CaldpError) as err:
-        crds_s3.prepare_cache("caldp-empty-crds", tmp_path / "cache")
+        crds_s3.prepare_rules(CRDS_BUCKET, cache, CONTEXT, ["COS"])
     assert err.value.exit_code == ExitCode.BESTREFS_ERROR
+    assert "neither its rules nor its pickle" in str(err.value)
+    for bucket in ("caldp-empty-crds", "no-such-crds-bucket"):
+        if bucket == "caldp-empty-crds":
+            s3.create_bucket(Bucket=bucket)
+        with pytest.raises(CaldpError) as err:
+            crds_s3.prepare_config(bucket, tmp_path / "cache2")
+        assert err.value.exit_code == ExitCode.BESTREFS_ERROR
+
+
+def test_a_damaged_mapping_is_27_and_not_kept(crds_bucket, s3, crds_cache, tmp_path):
+    name = "hst_cos_0306.imap"
+    text = (crds_cache / "mappings" / "hst" / name).read_text()
+    s3.put_object(Bucket=CRDS_BUCKET, Key=f"mappings/hst/{name}", Body=text.replace("'", '"', 9))
+    cache = tmp_path / "crds_cache"
+    crds_s3.prepare_config(crds_bucket, cache)
     with pytest.raises(CaldpError) as err:
-        crds_s3.prepare_cache("no-such-crds-bucket", tmp_path / "cache")
+        crds_s3.prepare_rules(crds_bucket, cache, CONTEXT, ["COS"])
     assert err.value.exit_code == ExitCode.BESTREFS_ERROR
+    assert name in str(err.value)
+    assert not (cache / "mappings" / "hst" / name).exists()
 
 
 def _prepared(crds_cache: Path, tmp_path: Path) -> Path:
-    """A local cache with the real config and mappings (as prepare_cache makes it)."""
+    """A local cache with the real config (a flat cache) and mappings."""
     cache = tmp_path / "crds_cache"
     for sub in ("config/hst", "mappings/hst"):
         shutil.copytree(crds_cache / sub, cache / sub)
     return cache
 
 
-def test_fetch_a_good_reference(refs_bucket, crds_cache, tmp_path, monkeypatch):
+@pytest.mark.parametrize("flat", [True, False], ids=["flat", "no-marker"])
+def test_fetch_a_good_reference(refs_bucket, crds_cache, tmp_path, monkeypatch, flat):
     cache = _prepared(crds_cache, tmp_path)
+    if not flat:  # as prepare_config leaves a fresh cache: CRDS's default layout
+        (cache / "config" / "hst" / "ref_cache_subdir_mode").unlink()
+    folder = cache / "references" / "hst" / ("" if flat else "acs")
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"]) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        paths = crds_s3.fetch_references(refs_bucket, cache, [f"jref${REFERENCE}"])
-        assert paths == [cache / "references" / "hst" / REFERENCE]
+        paths = crds_s3.fetch_references(refs_bucket, cache, {REFERENCE: "jref"})
+        assert paths == [folder / REFERENCE]
+        assert bestrefs.locate({REFERENCE: "jref"}, cache).dirs["jref"] == f"{folder}/"
+        assert listings(proxy) == []
         assert paths[0].read_bytes() == (crds_cache / "references" / "hst" / REFERENCE).read_bytes()
         gets = len(proxy.requests("GET"))
-        assert crds_s3.fetch_references(refs_bucket, cache, [REFERENCE]) == paths
+        assert crds_s3.fetch_references(refs_bucket, cache, {REFERENCE: "jref"}) == paths
         assert len(proxy.requests("GET")) == gets  # verified in the cache: not fetched again
     assert sorted(p.name for p in paths[0].parent.iterdir()) == [REFERENCE]  # no temp files
 
@@ -145,7 +227,7 @@ def test_a_bad_reference_is_retried_then_27(
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"]) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         with pytest.raises(CaldpError) as err:
-            crds_s3.fetch_references(refs_bucket, cache, [REFERENCE])
+            crds_s3.fetch_references(refs_bucket, cache, {REFERENCE: "jref"})
     assert err.value.exit_code == ExitCode.BESTREFS_ERROR
     assert damage in str(err.value)
     gets = [r for r in proxy.requests("GET") if r[1].endswith(REFERENCE)]
@@ -167,7 +249,7 @@ def test_a_transient_failure_is_retried(refs_bucket, crds_cache, tmp_path, monke
 
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"], refuse_once) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        paths = crds_s3.fetch_references(refs_bucket, cache, [REFERENCE])
+        paths = crds_s3.fetch_references(refs_bucket, cache, {REFERENCE: "jref"})
     assert refused
     assert [s for _m, p, s in proxy.requests() if p.endswith(REFERENCE)][0] == 503
     assert paths[0].read_bytes() == (crds_cache / "references" / "hst" / REFERENCE).read_bytes()
@@ -178,7 +260,7 @@ def test_a_bad_cached_reference_is_fetched_again(refs_bucket, crds_cache, tmp_pa
     local = cache / "references" / "hst" / REFERENCE
     local.parent.mkdir(parents=True)
     local.write_bytes(b"not the reference")
-    crds_s3.fetch_references(refs_bucket, cache, [REFERENCE])
+    crds_s3.fetch_references(refs_bucket, cache, {REFERENCE: "jref"})
     assert local.read_bytes() == (crds_cache / "references" / "hst" / REFERENCE).read_bytes()
 
 
@@ -186,11 +268,11 @@ def test_missing_or_unknown_references_are_27(refs_bucket, crds_cache, tmp_path)
     cache = _prepared(crds_cache, tmp_path)
     # Known to CRDS (it has a size and sha1) but not in the bucket: no bias files are.
     with pytest.raises(CaldpError) as err:
-        crds_s3.fetch_references(refs_bucket, cache, ["m4r1753rj_bia.fits"])
+        crds_s3.fetch_references(refs_bucket, cache, {"m4r1753rj_bia.fits": "jref"})
     assert err.value.exit_code == ExitCode.BESTREFS_ERROR
     assert "m4r1753rj_bia.fits" in str(err.value)
     with pytest.raises(CaldpError) as err:
-        crds_s3.fetch_references(refs_bucket, cache, ["zzzzzzzzz_bia.fits"])
+        crds_s3.fetch_references(refs_bucket, cache, {"zzzzzzzzz_bia.fits": "jref"})
     assert err.value.exit_code == ExitCode.BESTREFS_ERROR
     assert "download_metadata" in str(err.value)
 
