@@ -278,7 +278,7 @@ class Run:
         context = bestrefs.choose_context(crds_path, os.environ, pinned)
         if crds_bucket:
             crds_s3.prepare_rules(crds_bucket, crds_path, context, bestrefs.instruments(targets))
-        crds_handler = caldp_log.attach_file(self.logs_dir / "process.txt", "CRDS")
+        crds_handler = caldp_log.attach_file(self.logs_dir / caldp_log.PROCESS_LOG, "CRDS")
         try:
             result = bestrefs.run(targets, crds_path, context, sync=profile.sync_references)
         finally:
@@ -479,7 +479,7 @@ def process(request: Request) -> ExitCode:
     except OSError as exc:
         log.error("cannot create the working folder: %s", exc)
         return exit_status(exc) if exc.errno == 12 else ExitCode.GENERIC_ERROR
-    file_handler = caldp_log.attach_file(work / "logs" / "process.txt")
+    file_handler = caldp_log.attach_file(work / "logs" / caldp_log.PROCESS_LOG)
     disk = metrics.DiskMonitor(work).start()
     code = ExitCode.SUCCESS
     run = None

@@ -405,3 +405,17 @@ def test_parallel_gzip_is_one_valid_gzip_member(size):
     assert gzip.decompress(blob) == data  # checks the CRC-32 and size trailer
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     assert d.decompress(blob) == data and d.eof and d.unused_data == b""
+
+
+def test_the_write_check_is_one_put_of_the_log_to_be(s3, monkeypatch):
+    """No delete, no listing, no HEAD: the job role needs only s3:PutObject for it."""
+    s3.create_bucket(Bucket=BUCKET)
+    output = s3mod.S3Output(parse_output_uri(f"s3://{BUCKET}/outputs/{COS_DS}"))
+    with RecordingProxy(os.environ["AWS_ENDPOINT_URL"]) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        output.check()
+    assert [(m, p) for m, p, _ in proxy.requests()] == [
+        ("PUT", f"/{BUCKET}/outputs/{COS_DS}/process.txt")
+    ]
+    assert _keys(s3) == {f"outputs/{COS_DS}/process.txt"}
+    assert "the delivery replaces this" in _get(s3, f"outputs/{COS_DS}/process.txt").decode()

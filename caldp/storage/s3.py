@@ -32,7 +32,6 @@ import io
 import logging
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any
 from caldp.datasets import Dataset
 from caldp.errors import is_memory_error
 from caldp.exit_codes import ExitCode
+from caldp.log import PROCESS_LOG
 from caldp.retry import GaveUp, retry
 from caldp.storage import Delivered, DeliveryPlan, Uri, replaced_by_processing
 from caldp.storage import tarball as tarball_mod
@@ -265,26 +265,29 @@ class S3Output:
         return self._client
 
     def check(self) -> None:
-        """Fail early with exit 25 unless the output bucket is reachable and writable."""
-        client = self.client
-        call_with_retries(
-            f"reaching output bucket s3://{self.bucket}",
-            lambda: client.head_bucket(Bucket=self.bucket),
-            exit_code=ExitCode.S3_UPLOAD_ERROR,
-        )
-        probe = join_key(self.prefix, f".caldp-write-check-{uuid.uuid4().hex}")
+        """Fail early with exit 25 unless the output prefix is writable.
+
+        The write check is the run's log to be: ``<prefix>/process.txt`` saying
+        that the run started, which the delivery replaces with the whole log.
+        One PUT: nothing deleted, the bucket neither listed nor HEADed.
+        """
+        key = join_key(self.prefix, PROCESS_LOG)
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        text = f"caldp started at {started}; the delivery replaces this with the run's log\n"
         try:
-            put_bytes(client, self.bucket, probe, b"caldp write check\n", verify=False)
+            put_bytes(
+                self.client,
+                self.bucket,
+                key,
+                text.encode(),
+                content_type="text/plain",
+                verify=False,
+            )
         except CaldpError as exc:
             raise CaldpError(
                 ExitCode.S3_UPLOAD_ERROR,
                 f"output s3://{self.bucket}/{self.prefix} is not writable: {exc}",
             ) from exc
-        call_with_retries(
-            f"removing {s3_url(self.bucket, probe)}",
-            lambda: client.delete_object(Bucket=self.bucket, Key=probe),
-            exit_code=ExitCode.S3_UPLOAD_ERROR,
-        )
         log.info("output s3://%s/%s is writable", self.bucket, self.prefix)
 
     def tarball_name(self, plan: DeliveryPlan) -> str:
