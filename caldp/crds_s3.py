@@ -68,14 +68,11 @@ def _bucket_and_prefix(crds_bucket: str) -> tuple[str, str]:
         raise ReferenceFetchError(f"no usable CRDS bucket (CRDSBUCKET={crds_bucket!r})") from exc
 
 
-def _list_keys(client: Any, bucket: str, prefix: str) -> list[tuple[str, int]]:
-    """(key, size) of every object under ``prefix/``."""
-    found: list[tuple[str, int]] = []
+def _list_folder(client: Any, bucket: str, folder: str) -> list[str]:
+    """The keys under ``folder/``."""
     paginator = client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/"):
-        for item in page.get("Contents", []):
-            found.append((item["Key"], int(item.get("Size", 0))))
-    return found
+    pages = paginator.paginate(Bucket=bucket, Prefix=folder + "/")
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
 def pinned_context(bucket: str) -> str | None:
@@ -89,10 +86,10 @@ def pinned_context(bucket: str) -> str | None:
     where = s3.join_key(prefix, PIN_PREFIX)
     keys = s3.call_with_retries(
         f"listing s3://{name}/{where}/",
-        lambda: _list_keys(client, name, where),
+        lambda: _list_folder(client, name, where),
         exit_code=ExitCode.BESTREFS_ERROR,
     )
-    pmaps = sorted(os.path.basename(key) for key, _size in keys if key.endswith(".pmap"))
+    pmaps = sorted(os.path.basename(key) for key in keys if key.endswith(".pmap"))
     if not pmaps:
         log.info("no CRDS context pinned under s3://%s/%s/", name, where)
         return None
