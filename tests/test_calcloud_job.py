@@ -208,7 +208,7 @@ def keys(s3, folder: str) -> list[str]:
     return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
 
-def run_job(moto_iam, world, home: Path, layout: str, without: str | None = None):
+def run_job(moto_iam, world, home: Path, layout: str, without: str | None = None, **more: str):
     """One Batch job: CALCLOUD's leftovers cleared, ``submit-`` written, the job
     user's policy set, then CALCLOUD's command under ``env -i``."""
     s3 = moto_iam.client("s3")
@@ -236,6 +236,7 @@ def run_job(moto_iam, world, home: Path, layout: str, without: str | None = None
         "AWS_ENDPOINT_URL": moto_iam.url,
         **FAST,
         "CALDP_STANDIN_RECORD": str(home / "standins.jsonl"),
+        **more,
     }
     command = ["caldp-process", DS, f"s3://{BUCKET}/inputs", f"s3://{BUCKET}/outputs/{DS}"]
     command.append("caldp-config-aws")
@@ -292,6 +293,19 @@ def test_calcloud_job_with_exactly_the_shipped_policy(moto_iam, world, tmp_path,
         assert f"{crds}/mappings/hst/{CONTEXT} is not there: using the pickled context" in log
         assert (cache / "pickles" / "hst" / f"{CONTEXT}.pkl").is_file()
     assert f"{CONTEXT} (pinned by the operator)" in log
+
+
+@pytest.mark.parametrize(
+    "value, code, message",
+    [("25", 25, f"messages/error-{DS}"), ("99", 0, f"messages/processed-{DS}.trigger")],
+)
+def test_calcloud_simulated_errors(moto_iam, world, tmp_path, value, code, message):
+    """CALCLOUD's operators set CALDP_SIMULATE_ERROR in the job definition: 25 fails
+    the delivery, after processing- and with error-; a value that is no caldp code
+    is ignored, as it was by the earlier implementation."""
+    result = run_job(moto_iam, world, tmp_path / "home", "mappings", CALDP_SIMULATE_ERROR=value)
+    assert result.returncode == code, result.stdout[-3000:]
+    assert keys(moto_iam.client("s3"), "messages") == [message]
 
 
 @pytest.mark.parametrize("sid", sorted(documented_codes()))
