@@ -563,3 +563,34 @@ def test_the_final_message_comes_after_the_delivery(pipeline_env, monkeypatch, f
     delivered = [f for f in tree(out) if not f.startswith("messages/")]
     assert len(delivered) >= 5 and sorted(lines[1:]) == delivered
     assert [f for f in before_message[name] if not f.startswith("messages/")] == delivered
+
+
+@pytest.mark.parametrize("layout", ["instrument", "flat-without-marker"])
+def test_reference_folders_follow_the_cache_layout(
+    pipeline_env, monkeypatch, standin_crds_cache, layout
+):
+    """A read-only cache laid out per instrument, or flat with no marker (CRDS
+    then says "instrument"): the programs are told the folder the files are in."""
+    cache = pipeline_env / "crds_cache"
+    config = cache / "config" / "hst"
+    shutil.copytree(standin_crds_cache / "config" / "hst", config)
+    (cache / "mappings").mkdir()
+    (cache / "mappings" / "hst").symlink_to(standin_crds_cache / "mappings" / "hst")
+    placeholders = standin_crds_cache / "references" / "hst"
+    if layout == "instrument":
+        (config / "ref_cache_subdir_mode").write_text("instrument\n")
+        (cache / "references" / "hst").mkdir(parents=True)
+        (cache / "references" / "hst" / "acs").symlink_to(placeholders)
+        expected = f"{cache}/references/hst/acs/"
+    else:
+        (config / "ref_cache_subdir_mode").unlink()
+        (cache / "references").mkdir()
+        (cache / "references" / "hst").symlink_to(placeholders)
+        expected = f"{cache}/references/hst/"
+    monkeypatch.setenv("CRDS_PATH", str(cache))
+    inputs = pipeline_env / "in"
+    synthetic.make_dataset(inputs, "j8cb01010")
+    assert run("j8cb01010", inputs, pipeline_env / "out") == 0
+    runs = records(pipeline_env)
+    assert [r["program"] for r in runs] == ["calacs.e", "runastrodriz"]
+    assert {r["env"]["jref"] for r in runs} == {expected}
