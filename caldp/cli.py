@@ -135,7 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from caldp.pipeline import Request, process
 
     command = shlex.join(["caldp-process", *args_list])
-    return int(process(Request(dataset, input_uri, output_uri, profile, command)))
+    request = Request(dataset, input_uri, output_uri, profile, command)
+    # run as the program (no argv given): it exits right after, SIGTERM stays ignored
+    return int(process(request, exiting=argv is None))
 
 
 def explain_main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,8 @@
 """The exit codes of caldp-process: an interface the AWS Batch orchestrator acts on.
 
-The numbers and names are fixed by the contract; never renumber them.
+The numbers and names are fixed by the contract; never renumber them.  143 is the
+conventional status of a process ended by SIGTERM (128 + 15): caldp ends with it
+after delivering its logs when it is stopped that way.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class ExitCode(IntEnum):
     OS_MEMORY_ERROR = 34
     SVM_ERROR = 40
     MVM_ERROR = 41
+    TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process ended by it
 
     @property
     def description(self) -> str:
@@ -56,6 +59,8 @@ DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.OS_MEMORY_ERROR: 'the OS could not allocate memory (OSError "Cannot allocate memory")',
     ExitCode.SVM_ERROR: "runsinglehap (single-visit mosaic) failed",
     ExitCode.MVM_ERROR: "runmultihap (multi-visit mosaic) failed",
+    ExitCode.TERMINATED: "stopped by SIGTERM (an operator cancel or a Batch timeout), not a "
+    "calibration failure; logs and error- message delivered",
 }
 
 MEMORY_ERRORS = frozenset(

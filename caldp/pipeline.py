@@ -103,23 +103,62 @@ def fetch_module(uri: Uri):
     return module
 
 
-@contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """While the block runs, SIGTERM raises :class:`Terminated` in the main thread."""
+class Sigterm:
+    """SIGTERM during one run: AWS Batch stops a job with it (an operator cancel, a timeout).
 
-    def handler(signum, frame):  # noqa: ARG001
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: now wrap up
-        raise Terminated(signal.Signals(signum).name)
+    Until the final message is begun, the first SIGTERM decides the outcome: exit
+    143 (TERMINATED), with the logs and an ``error-`` message delivered.  Inside an
+    :meth:`interrupts` block (the steps, the delivery) it raises :class:`Terminated`
+    at once, which stops a running program; anywhere else it is recorded, and the
+    next block raises it as it begins.  From :meth:`commit` on, the final message is
+    being written and SIGTERM changes nothing: the outcome stands.  Later SIGTERMs
+    are ignored (one is enough: caldp is already wrapping up).
+    """
 
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __init__(self) -> None:
+        self.signame: str | None = None
+        self.interruptible = False
+        self.final = False
+        self.previous: object = None
+        self.installed = False
+
+    def install(self) -> Sigterm:
+        try:
+            self.previous = signal.signal(signal.SIGTERM, self._handle)
+            self.installed = True
+        except ValueError:  # not the main thread: SIGTERM keeps its disposition
+            pass
+        return self
+
+    def uninstall(self) -> None:
+        if self.installed:
+            signal.signal(signal.SIGTERM, self.previous)  # type: ignore[arg-type]
+            self.installed = False
+
+    def _handle(self, signum: int, frame: object) -> None:  # noqa: ARG002
+        if self.final or self.signame is not None:
+            return
+        self.signame = signal.Signals(signum).name
+        if self.interruptible:
+            self.interruptible = False
+            raise Terminated(self.signame)
+
+    @contextmanager
+    def interrupts(self) -> Iterator[None]:
+        """SIGTERM raises :class:`Terminated` in the block (at once if one came already)."""
+        self.interruptible = True  # before looking: a SIGTERM in between then raises
+        try:
+            if self.signame is not None:
+                raise Terminated(self.signame)
+            yield
+        finally:
+            self.interruptible = False
+
+    def commit(self) -> bool:
+        """The outcome is decided (the final message is next): later SIGTERMs change
+        nothing.  True if one came before."""
+        self.final = True
+        return self.signame is not None
 
 
 @dataclass
@@ -134,6 +173,7 @@ class Run:
     program_env: dict[str, str] = field(default_factory=dict)
     previews: list[Path] = field(default_factory=list)
     output_ok: bool = False
+    sigterm: Sigterm = field(default_factory=Sigterm)
 
     @property
     def dataset(self) -> Dataset:
@@ -378,26 +418,29 @@ class Run:
     def finish(
         self, code: ExitCode, process_start: metrics.Usage, disk: metrics.DiskMonitor
     ) -> ExitCode:
-        """Metrics, delivery, messages; returns the final exit status."""
+        """Metrics, delivery, messages; returns the final exit status.
+
+        A SIGTERM before the final message makes the outcome 143: a delivery it
+        interrupts, or one already made for another outcome, is made again for 143.
+        """
         disk.stop()
         folders.release_reserve(self.work_dir)
-        self.write_metrics(code, process_start, disk)
-        log.info("result: exit %d %s (%s)", code.value, code.name, code.description)
-        if not self.output_ok:
-            log.error("the output location is not usable: nothing delivered, no final message")
-            return code
-        lines: list[str] = []
+        terminated = ExitCode.TERMINATED
         try:
-            with exit_on_exception(
-                ExitCode.S3_UPLOAD_ERROR, "preparing the delivery", simulate=False
-            ):
-                plan = self.plan(code)
-            with self.step("deliver", ExitCode.S3_UPLOAD_ERROR):
-                lines = self.output.deliver(plan).message_lines
-        except CaldpError as exc:
-            if code in (ExitCode.SUCCESS, ExitCode.CREATE_PREVIEWS_ERROR):
-                code = exc.exit_code
-                self.write_metrics(code, process_start, disk)
+            with self.sigterm.interrupts():
+                code, lines = self.deliver(code, process_start, disk)
+        except Terminated:
+            code, lines = self.deliver(terminated, process_start, disk)
+        if self.sigterm.commit() and code != terminated:
+            log.error(
+                "terminated by %s before the final message -> exit %d %s",
+                self.sigterm.signame,
+                terminated.value,
+                terminated.name,
+            )
+            code, lines = self.deliver(terminated, process_start, disk)
+        if not self.output_ok:
+            return code
         try:
             with self.step("messages", ExitCode.S3_UPLOAD_ERROR, simulate=False):
                 where = self.output.messages.finish(
@@ -409,6 +452,29 @@ class Run:
             if code == ExitCode.SUCCESS:
                 code = exc.exit_code
         return code
+
+    def deliver(
+        self, code: ExitCode, process_start: metrics.Usage, disk: metrics.DiskMonitor
+    ) -> tuple[ExitCode, list[str]]:
+        """Metrics, the result line and the delivery for ``code``; returns the status (a
+        failed delivery of products is 25) and the final message's lines."""
+        self.write_metrics(code, process_start, disk)
+        log.info("result: exit %d %s (%s)", code.value, code.name, code.description)
+        if not self.output_ok:
+            log.error("the output location is not usable: nothing delivered, no final message")
+            return code, []
+        try:
+            with exit_on_exception(
+                ExitCode.S3_UPLOAD_ERROR, "preparing the delivery", simulate=False
+            ):
+                plan = self.plan(code)
+            with self.step("deliver", ExitCode.S3_UPLOAD_ERROR):
+                return code, self.output.deliver(plan).message_lines
+        except CaldpError as exc:
+            if code in (ExitCode.SUCCESS, ExitCode.CREATE_PREVIEWS_ERROR):
+                code = exc.exit_code
+                self.write_metrics(code, process_start, disk)
+            return code, []
 
     def write_metrics(
         self, code: ExitCode, start: metrics.Usage, disk: metrics.DiskMonitor
@@ -460,8 +526,22 @@ def preview_modules(handler: Handler) -> list[str]:
     return modules
 
 
-def process(request: Request) -> ExitCode:
-    """Run the pipeline for one dataset; return the exit status (never raises)."""
+def process(request: Request, *, exiting: bool = False) -> ExitCode:
+    """Run the pipeline for one dataset; return the exit status (never raises).
+
+    SIGTERM is handled as :class:`Sigterm` says while it runs.  ``exiting``: the
+    caller exits right after, and SIGTERM stays ignored until then, so that nothing
+    can change the outcome (otherwise its previous handler is restored).
+    """
+    sigterm = Sigterm().install()
+    try:
+        return _process(request, sigterm)
+    finally:
+        if not exiting:
+            sigterm.uninstall()
+
+
+def _process(request: Request, sigterm: Sigterm) -> ExitCode:
     process_start = metrics.Usage.now()
     _skip_final_collection()
     applied = apply_profile(request.profile, os.environ)
@@ -475,50 +555,55 @@ def process(request: Request) -> ExitCode:
         folders.prepare_work_dir(work)
     except folders.FoldersError as exc:
         log.error("%s", exc)
-        return ExitCode.CMDLINE_ERROR
+        return ExitCode.TERMINATED if sigterm.commit() else ExitCode.CMDLINE_ERROR
     except OSError as exc:
         log.error("cannot create the working folder: %s", exc)
-        return exit_status(exc) if exc.errno == 12 else ExitCode.GENERIC_ERROR
+        code = exit_status(exc) if exc.errno == 12 else ExitCode.GENERIC_ERROR
+        return ExitCode.TERMINATED if sigterm.commit() else code
     file_handler = caldp_log.attach_file(work / "logs" / caldp_log.PROCESS_LOG)
     disk = metrics.DiskMonitor(work).start()
     code = ExitCode.SUCCESS
-    run = None
     try:
-        with sigterm_raises():
-            log.info("caldp %s: %s", __version__, request.command)
-            log.info(
-                "dataset %s (%s), input %s, output %s, profile %s",
-                request.dataset.name,
-                handler_for(request.dataset).title,
-                request.input_uri,
-                request.output_uri,
-                request.profile.name,
-            )
-            for key, value in sorted(applied.items()):
-                log.info("profile sets %s=%s", key, value)
-            simulate = os.environ.get(SIMULATE_ENV, "").strip()
-            if simulate and simulated_code() is None:
-                log.warning("%s=%r is not a caldp exit code: ignored", SIMULATE_ENV, simulate)
-            log.info("working folder %s", work)
-            run = Run(request, handler_for(request.dataset), work, open_output(request.output_uri))
-            try:
-                run.calibrate()
-            except BaseException as exc:  # noqa: BLE001 - every failure becomes a status
-                code = exit_status(exc)
-                if isinstance(exc, Terminated):
-                    log.error("terminated by %s", exc.signame)
-                elif not isinstance(exc, CaldpError):
-                    log.error("error outside any step: %s", exc)
-                    log.debug("traceback", exc_info=(type(exc), exc, exc.__traceback__))
-        signal_guard = _ignore_sigterm()
+        log.info("caldp %s: %s", __version__, request.command)
+        log.info(
+            "dataset %s (%s), input %s, output %s, profile %s",
+            request.dataset.name,
+            handler_for(request.dataset).title,
+            request.input_uri,
+            request.output_uri,
+            request.profile.name,
+        )
+        for key, value in sorted(applied.items()):
+            log.info("profile sets %s=%s", key, value)
+        simulate = os.environ.get(SIMULATE_ENV, "").strip()
+        if simulate and simulated_code() is None:
+            log.warning("%s=%r is not a caldp exit code: ignored", SIMULATE_ENV, simulate)
+        log.info("working folder %s", work)
+        output = open_output(request.output_uri)
+        run = Run(request, handler_for(request.dataset), work, output, sigterm=sigterm)
         try:
-            code = run.finish(code, process_start, disk) if run else code
-        finally:
-            _restore(signal_guard)
+            with sigterm.interrupts():
+                run.calibrate()
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes a status
+            code = exit_status(exc)
+            if isinstance(exc, Terminated):
+                if not exc.logged:  # else the step it stopped said so
+                    log.error(
+                        "terminated by %s outside any step -> exit %d %s",
+                        exc.signame,
+                        code.value,
+                        code.name,
+                    )
+            elif not isinstance(exc, CaldpError):
+                log.error("error outside any step: %s", exc)
+                log.debug("traceback", exc_info=(type(exc), exc, exc.__traceback__))
+        code = run.finish(code, process_start, disk)
     except BaseException as exc:  # noqa: BLE001 - the last line of defence
         code = exit_status(exc)
         log.error("error while finishing: %s", exc)
     finally:
+        if sigterm.commit():  # came before any final message (finish made it 143 then)
+            code = ExitCode.TERMINATED
         disk.stop()
         keep = (
             code != ExitCode.SUCCESS
@@ -532,18 +617,3 @@ def process(request: Request) -> ExitCode:
     if not keep:
         folders.remove_work_dir(work)
     return code
-
-
-def _ignore_sigterm():
-    try:
-        return signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    except ValueError:
-        return None
-
-
-def _restore(previous) -> None:
-    if previous is not None:
-        try:
-            signal.signal(signal.SIGTERM, previous)
-        except ValueError:
-            pass

@@ -2,9 +2,11 @@
 
 ``exit_on_exception(code, *message)`` wraps one step: any exception inside it
 becomes a :class:`CaldpError` carrying that step's code, except that memory
-errors keep their memory codes (31, 32, 34) wherever they happen, and an error
-already classified by an inner bracket keeps its code.  ``exit_receiver()``
-wraps the whole program and turns the final exception into the exit status.
+errors keep their memory codes (31, 32, 34) wherever they happen, an error
+already classified by an inner bracket keeps its code, and :class:`Terminated`
+(SIGTERM) passes through unchanged: it ends the run with 143, whatever the step.
+``exit_receiver()`` wraps the whole program and turns the final exception into
+the exit status.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Terminated(BaseException):
 
     def __init__(self, signame: str = "SIGTERM"):
         self.signame = signame
+        self.logged = False
         super().__init__(f"terminated by {signame}")
 
 
@@ -61,6 +64,8 @@ def classify(exc: BaseException, step_code: int = ExitCode.GENERIC_ERROR) -> Exi
     """The exit code for ``exc`` raised inside a step whose code is ``step_code``."""
     if isinstance(exc, CaldpError):
         return exc.exit_code
+    if isinstance(exc, Terminated):
+        return ExitCode.TERMINATED
     if isinstance(exc, MemoryError):
         return ExitCode.CALDP_MEMORY_ERROR
     if is_os_memory_error(exc):
@@ -98,6 +103,8 @@ def simulated_error(step_code: int) -> BaseException | None:
     if wanted == step and wanted not in (ExitCode.GENERIC_ERROR, ExitCode.SUCCESS):
         return RuntimeError(f"simulated error {step.value} {step.name} ({SIMULATE_ENV})")
     if step in STAGE1_CODES:
+        if wanted == ExitCode.TERMINATED:
+            return Terminated(f"SIGTERM (simulated, {SIMULATE_ENV})")
         if wanted == ExitCode.SUBPROCESS_MEMORY_ERROR:
             return ProgramFailed("simulated-program", "exited 1", "MemoryError", memory_error=True)
         if wanted == ExitCode.CALDP_MEMORY_ERROR:
@@ -134,6 +141,11 @@ def exit_on_exception(exit_code: int, *message: object, simulate: bool = True) -
             raise
         code = classify(exc, exit_code)
         text = " ".join(str(m) for m in message) or ExitCode(exit_code).description
+        if isinstance(exc, Terminated):  # not the step's failure: the run is stopped
+            if not exc.logged:
+                log.error("%s: %s -> exit %d %s", text, exc, code.value, code.name)
+                exc.logged = True
+            raise
         log.debug("exception in step (%s)", text, exc_info=(type(exc), exc, exc.__traceback__))
         log.error("%s: %s -> exit %d %s", text, describe(exc), code.value, code.name)
         error = CaldpError(code, f"{text}: {describe(exc)}")

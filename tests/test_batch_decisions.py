@@ -28,7 +28,7 @@ from caldp.exit_codes import ExitCode
 # CONTRACT section 6: 31-34 are the memory errors the orchestrator retries on a
 # larger machine; every other failure is final.
 CONTRACT_MEMORY_CODES = {31, 32, 33, 34}
-CONTRACT_CODES = {0, 1, 2, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33, 34, 40, 41}
+CONTRACT_CODES = {0, 1, 2, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33, 34, 40, 41, 143}
 LAST = len(DEFAULT_LADDER) - 1
 
 
@@ -189,7 +189,8 @@ def test_codes_outside_the_contract_are_errors(code):
 
 def test_exit_names():
     assert exit_name(31) == "SUBPROCESS_MEMORY_ERROR"
-    assert exit_name(128 + 15) == "SIGTERM"
+    assert exit_name(128 + 15) == "TERMINATED"  # caldp's own name for 143
+    assert exit_name(128 + 9) == "SIGKILL"
     assert exit_name(None) == "NO_EXIT_CODE"
     assert exit_name(77) == "UNKNOWN"
 

@@ -22,10 +22,11 @@ CONTRACT = {
     "SVM_ERROR": 40,
     "MVM_ERROR": 41,
 }
+TERMINATED = 143  # the contract's "conventional 143" for a job ended by SIGTERM
 
 
 def test_numbers_and_names_are_the_contract():
-    assert {c.name: c.value for c in ExitCode} == CONTRACT
+    assert {c.name: c.value for c in ExitCode} == {**CONTRACT, "TERMINATED": TERMINATED}
 
 
 def test_memory_codes():
@@ -36,6 +37,8 @@ def test_explain_by_number_and_name():
     assert explain(31).startswith("31 SUBPROCESS_MEMORY_ERROR")
     assert explain("stage2_error").startswith("24 STAGE2_ERROR")
     assert "signal" in explain("137")
+    assert explain(143).startswith("143 TERMINATED: stopped by SIGTERM")
+    assert "operator cancel" in explain("terminated")
     with pytest.raises(ValueError):
         explain(99)
 
@@ -50,6 +53,8 @@ def test_caldp_explain_command(capsys):
     assert explain_main(["27", "40"]) == 0
     out = capsys.readouterr().out
     assert "27 BESTREFS_ERROR" in out and "40 SVM_ERROR" in out
+    assert explain_main(["143"]) == 0
+    assert "143 TERMINATED" in capsys.readouterr().out
     assert explain_main(["nonsense"]) == 2
 
 

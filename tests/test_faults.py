@@ -29,7 +29,11 @@ How the faults are made:
   memory`` in a program's output: the stand-in programs
   (``CALDP_STANDIN_FAIL``, ``_SIGNAL``, ``_MEMORYERROR``, ``_ENOMEM``);
 * SIGTERM: a real ``caldp-process`` subprocess receives a real SIGTERM once the
-  step has begun (the stand-in hangs, or the step's function first waits);
+  step has begun (the stand-in hangs, or the step's function first waits).  The
+  rows ``between steps`` (before the third step begins), ``before message``
+  (products delivered, final message not yet begun) and ``after message``
+  (removing the working folder) widen those windows the same way: a delay
+  injected at that point, then the SIGTERM;
 * disk full: a real ENOSPC from a size-limited tmpfs where this machine lets
   the test mount one, else an ``OSError(ENOSPC)`` raised by the write (the
   summary under the matrix says which);
@@ -39,9 +43,10 @@ How the faults are made:
   unpacks past ``CALDP_MAX_TAR_BYTES``; from a tarball, one byte of a raw
   member flipped under the gzip CRC of the original bytes.
 
-Absent pairs are listed in :data:`ABSENT` with the reason.  Two cells do not
-end in ``error-``: a SIGTERM while delivering or writing the messages is
-ignored (the delivery completes, exit 0), and when the message box itself
+Absent pairs are listed in :data:`ABSENT` with the reason.  A SIGTERM before
+the final message is begun ends with 143 and ``error-``, wherever it comes.
+Some cells do not end in ``error-``: a SIGTERM once the final message is being
+written or after it changes nothing (exit 0, ``processed-``), and when the message box itself
 fails (``messages`` row) or the output location is unusable from the start
 (``output check`` row) there can be no final message: those cases assert what
 the code promises there -- the exit code, no ``processed-`` trigger, and the
@@ -78,6 +83,7 @@ from tests.pipeline_helpers import hashes, make_tarball, messages, records, run,
 ROWS = [
     "fetch",
     "tarball",
+    "between steps",
     "headers",
     "bestrefs",
     "stage1",
@@ -86,7 +92,9 @@ ROWS = [
     "stage2",
     "previews",
     "delivery",
+    "before message",
     "messages",
+    "after message",
     "output check",
 ]
 COLUMNS = [
@@ -149,9 +157,21 @@ ABSENT.update(
         for c in ("MemoryError", "ENOMEM", "SIGTERM")
     }
 )
+WINDOWS = ("between steps", "before message", "after message")
+ABSENT.update(
+    {
+        (r, c): "a window between caldp's own actions: only a signal arrives there"
+        for r in WINDOWS
+        for c in COLUMNS
+        if c != "SIGTERM"
+    }
+)
 MATRIX.layout(ROWS, COLUMNS)
 MATRIX.absent.update(ABSENT)
-MATRIX.note("SIGTERM x delivery/messages = 0: ignored while finishing, the delivery completes")
+MATRIX.note(
+    "SIGTERM = 143 until the final message is begun (a delivery it interrupts or that came "
+    "before it is made again for 143); from then on (messages, after message) the outcome stands"
+)
 MATRIX.note(
     "messages and output check rows: no final message can be written; exit code, no "
     "processed- trigger, full log in caldp-work/<ds>/logs"
@@ -169,6 +189,8 @@ RECORD_START = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ")
 HOOK = r"""
 import importlib, pathlib, sys, time
 target, marker, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])
+target, _, nth = target.partition("@")
+calls = [0]
 module_name, _, path = target.partition(":")
 owner = importlib.import_module(module_name)
 *parents, name = path.split(".")
@@ -176,12 +198,15 @@ for part in parents:
     owner = getattr(owner, part)
 original = getattr(owner, name)
 def waiting(*args, **kwargs):
-    pathlib.Path(marker).write_text("in the step")
-    time.sleep(pause)
+    calls[0] += 1
+    if calls[0] == int(nth or 1):
+        pathlib.Path(marker).write_text("in the step")
+        time.sleep(pause)
     return original(*args, **kwargs)
 setattr(owner, name, waiting)
 from caldp.cli import main
-sys.exit(main(sys.argv[4:]))
+sys.argv[1:] = sys.argv[4:]
+sys.exit(main())  # as the program runs it
 """
 
 
@@ -528,6 +553,8 @@ INJECTED = {
     "ENOMEM": "Cannot allocate memory",
 }
 CODES = {"MemoryError": 32, "ENOMEM": 34}
+TERMINATED = 143
+RECORDED_ONLY = ("before message", "messages", "after message")  # SIGTERM raises nothing
 TARGETS = {
     # row -> (target, nth call, code of the step, outcome when the fault is the step's own)
     "fetch": ("caldp.inputs:stage", 1, 21, "inputs"),
@@ -568,10 +595,16 @@ def _cases() -> list[Case]:
         "bestrefs": "caldp.bestrefs:run",
         "previews": "caldp.previews:make_previews",
     }
-    for row, target in hook.items():
-        code, outcome = TARGETS[row][2], TARGETS[row][3]
+    hook.update(
+        {
+            "between steps": "caldp.pipeline:Run.step@3",  # before "version keywords"
+            "delivery": "caldp.storage.file:FileOutput.deliver",
+            "before message": "caldp.pipeline:Sigterm.commit",
+        }
+    )
+    for row, target in hook.items():  # not the step's failure: 143, the inputs delivered
         cases.append(
-            Case(row, "SIGTERM", code, ("terminated by SIGTERM",), outcome, None, ("hook", target))
+            Case(row, "SIGTERM", TERMINATED, ("terminated by SIGTERM",), sigterm=("hook", target))
         )
     for row, program, code in (
         ("stage1", "calacs.e", 23),
@@ -581,8 +614,15 @@ def _cases() -> list[Case]:
     ):
         only = {"ONLY": program}
         sig = "SEGV" if row == "stage2" else "KILL"
+        fail = "2" if row == "stage1 MVM" else "5"  # 5 is a success for calcos only
         cases += [
-            Case(row, "exit code", code, (f"{program} exited 2",), setup=standin(FAIL="2", **only)),
+            Case(
+                row,
+                "exit code",
+                code,
+                (f"{program} exited {fail}",),
+                setup=standin(FAIL=fail, **only),
+            ),
             Case(
                 row,
                 "signal",
@@ -600,7 +640,13 @@ def _cases() -> list[Case]:
         ]
         if row != "stage1 MVM":
             cases.append(
-                Case(row, "SIGTERM", code, ("terminated by SIGTERM",), sigterm=("standin", program))
+                Case(
+                    row,
+                    "SIGTERM",
+                    TERMINATED,
+                    ("terminated by SIGTERM",),
+                    sigterm=("standin", program),
+                )
             )
     cases += [
         Case(
@@ -648,21 +694,21 @@ def _cases() -> list[Case]:
             "products",
             work_disk_full("caldp.previews:make_previews"),
         ),
-        Case(
-            "delivery",
-            "SIGTERM",
-            0,
-            (),
-            "ignored",
-            sigterm=("hook", "caldp.storage.file:FileOutput.deliver"),
-        ),
-        Case(
+        Case(  # the final message is being written: the outcome stands
             "messages",
             "SIGTERM",
             0,
             (),
             "ignored",
             sigterm=("hook", "caldp.storage.file:FileMessageBox.finish"),
+        ),
+        Case(  # removing the working folder, after the final message
+            "after message",
+            "SIGTERM",
+            0,
+            (),
+            "ignored",
+            sigterm=("hook", "caldp.folders:remove_work_dir"),
         ),
         Case(
             "delivery",
@@ -747,7 +793,8 @@ def run_with_sigterm(ctx: Ctx, case: Case) -> int:
     kind, what = case.sigterm
     marker = ctx.tmp / "in-step"
     if kind == "hook":
-        pause = "3" if case.outcome == "ignored" else "120"
+        # where SIGTERM interrupts, the delay is cut short; elsewhere it is only recorded
+        pause = "3" if case.row in RECORDED_ONLY else "120"
         argv = [sys.executable, "-c", HOOK, what, str(marker), pause, *_argv(ctx)]
         env = dict(os.environ)
 

@@ -331,6 +331,7 @@ SIMULATED = [
     (32, "CALDP_MEMORY_ERROR"),
     (33, "CONTAINER_MEMORY_ERROR"),
     (34, "OS_MEMORY_ERROR"),
+    (143, "terminated by SIGTERM (simulated, CALDP_SIMULATE_ERROR) -> exit 143 TERMINATED"),
 ]
 
 
@@ -499,7 +500,8 @@ def test_version(capsys, monkeypatch):
 
 
 def test_sigterm_delivers_logs_and_error_message(pipeline_env):
-    """AWS Batch stops jobs with SIGTERM: logs and an error- message still go out."""
+    """AWS Batch stops jobs with SIGTERM: logs and an error- message still go out, and the
+    status is 143 (not the step's failure code)."""
     tmp = pipeline_env
     synthetic.make_dataset(tmp / "src", "j8cb01u1q")
     out = tmp / "out"
@@ -526,9 +528,9 @@ def test_sigterm_delivers_logs_and_error_message(pipeline_env):
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 23, err[-2000:]
-    log = assert_failed_cleanly(out, "j8cb01u1q", "acs", 23)
-    assert "terminated by SIGTERM" in log
+    assert proc.returncode == 143, err[-2000:]
+    log = assert_failed_cleanly(out, "j8cb01u1q", "acs", 143)
+    assert "step stage1 failed: terminated by SIGTERM -> exit 143 TERMINATED" in log
     pid = records(tmp)[0].get("pid")
     if pid:
         with pytest.raises(ProcessLookupError):

@@ -23,7 +23,29 @@ def raise_in(code, exc):
 def test_any_exception_takes_the_step_code():
     assert raise_in(ExitCode.STAGE2_ERROR, ValueError("x")) == ExitCode.STAGE2_ERROR
     assert raise_in(ExitCode.BESTREFS_ERROR, SystemExit(3)) == ExitCode.BESTREFS_ERROR
-    assert raise_in(ExitCode.STAGE1_ERROR, Terminated()) == ExitCode.STAGE1_ERROR
+
+
+def test_sigterm_is_not_the_step_failure():
+    """Terminated passes every bracket unchanged and ends the run with 143."""
+    with pytest.raises(Terminated):
+        with exit_on_exception(ExitCode.S3_UPLOAD_ERROR, "outer"):
+            with exit_on_exception(ExitCode.STAGE1_ERROR, "stage 1"):
+                raise Terminated()
+    assert exit_status(Terminated()) == ExitCode.TERMINATED == 143
+    with pytest.raises(SystemExit) as info:
+        with exit_receiver():
+            with exit_on_exception(ExitCode.STAGE1_ERROR, "stage 1"):
+                raise Terminated()
+    assert info.value.code == 143
+
+
+def test_simulated_sigterm_in_stage1(monkeypatch):
+    monkeypatch.setenv("CALDP_SIMULATE_ERROR", "143")
+    with pytest.raises(Terminated):
+        with exit_on_exception(ExitCode.STAGE1_ERROR, "stage 1"):
+            pass
+    with exit_on_exception(ExitCode.BESTREFS_ERROR, "bestrefs"):
+        pass
 
 
 def test_memory_errors_keep_memory_codes_in_any_step():
