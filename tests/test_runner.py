@@ -124,6 +124,10 @@ LEFTOVER = (
 )
 
 
+@pytest.mark.fault(
+    "a program exits 0 leaving a child that holds its stdout",
+    "caldp returns when the program exits and kills the child (its process group)",
+)
 @pytest.mark.timeout(60)
 def test_returns_when_the_program_exits_and_kills_what_it_left(tmp_path, caplog):
     """A program that exits 0 but leaves a child holding its stdout: caldp returns at the
@@ -136,6 +140,10 @@ def test_returns_when_the_program_exits_and_kills_what_it_left(tmp_path, caplog)
     assert "leaving processes behind" in caplog.text
 
 
+@pytest.mark.fault(
+    "SIGTERM while a program runs whose child ignores SIGTERM",
+    "the program and the child are stopped (SIGTERM, then SIGKILL to the group)",
+)
 def test_sigterm_stops_a_program_and_what_it_started(tmp_path, monkeypatch):
     """SIGTERM to caldp while a program runs: its child that ignores SIGTERM dies too."""
     monkeypatch.setattr(runner, "TERMINATE_GRACE_SECONDS", 2.0)
@@ -164,6 +172,10 @@ CALDP_LIKE = (
 )
 
 
+@pytest.mark.fault(
+    "SIGKILL of caldp while a program runs",
+    "the kernel kills the program too (PR_SET_PDEATHSIG)",
+)
 def test_program_dies_with_caldp_killed_by_sigkill(tmp_path):
     """SIGKILL of caldp (no chance to clean up): the kernel kills the program too."""
     pidfile = tmp_path / "program"
@@ -196,6 +208,10 @@ BIG_LINE = (
 )
 
 
+@pytest.mark.fault(
+    "a program prints a 512 MiB line without a newline",
+    "caldp stays under 256 MiB of address space; the line is logged cut at 16 KiB",
+)
 def test_a_huge_line_is_cut_in_bounded_memory(tmp_path):
     """A 512 MiB line with no newline: caldp stays within 256 MiB of address space (it
     used to hold the whole line) and logs the line's first LINE_BYTES."""
@@ -222,6 +238,10 @@ def test_long_lines_split_where_they_are_cut():
     assert lines.cut_bytes == 6
 
 
+@pytest.mark.fault(
+    "a program prints more than the log's cap",
+    "the log stops at the cap; a summary counts the rest, then the last lines",
+)
 def test_log_is_capped_and_the_excess_summarised(tmp_path, caplog, monkeypatch):
     """Past LOG_BYTES a program's lines are counted, not logged; the summary and the last
     lines end its output, and a MemoryError past the cap is still seen."""
