@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import collections
 import ctypes
-import ctypes.util
+import functools
 import logging
 import os
 import re
 import selectors
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -251,11 +252,7 @@ def _drain(fd: int, output: Output) -> bool:
 
 def _die_with_parent() -> Callable[[], None] | None:
     """A pre-exec function making the kernel kill the program when caldp dies (Linux)."""
-    name = ctypes.util.find_library("c")
-    try:
-        prctl = ctypes.CDLL(name, use_errno=True).prctl if name else None
-    except (OSError, AttributeError):
-        prctl = None
+    prctl = _prctl()
     if prctl is None:
         return None
     parent = os.getpid()
@@ -267,6 +264,17 @@ def _die_with_parent() -> Callable[[], None] | None:
             os.kill(os.getpid(), kill)
 
     return set_pdeathsig
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, from the symbols already loaded (no library search, no subprocess)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
 
 
 def _kill_leftovers(proc: subprocess.Popen, out: logging.Logger) -> None:
