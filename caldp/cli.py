@@ -62,7 +62,12 @@ def build_parser() -> Parser:
     parser.add_argument(
         "--version",
         action="store_true",
-        help="print versions of caldp, its libraries and the calibration programs found",
+        help="print versions of caldp and its libraries, and where the calibration programs are",
+    )
+    parser.add_argument(
+        "--programs",
+        action="store_true",
+        help="with --version: also ask each hstcal program found for its version (slower)",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="show DEBUG messages on the console"
@@ -70,7 +75,9 @@ def build_parser() -> Parser:
     return parser
 
 
-def versions() -> str:
+def versions(ask_programs: bool = False) -> str:
+    """caldp's and its libraries' versions and where the programs are; with
+    ``ask_programs`` also each hstcal program's own ``--version`` (which runs it)."""
     from importlib import metadata
 
     lines = [f"caldp {__version__}"]
@@ -83,7 +90,7 @@ def versions() -> str:
         where = shutil.which(program)
         if not where:
             lines.append(f"{program} not found on PATH")
-        elif program.endswith(".e"):  # hstcal's programs, which report their version
+        elif program.endswith(".e") and ask_programs:  # hstcal's, which report their version
             lines.append(f"{program} {program_version(where)} ({where})")
         else:
             lines.append(f"{program} ({where})")
@@ -110,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args_list = list(sys.argv[1:] if argv is None else argv)
     if "--version" in args_list:
-        print(versions())
+        print(versions(ask_programs="--programs" in args_list))
         return ExitCode.SUCCESS
     parser = build_parser()
     try:
@@ -120,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.CMDLINE_ERROR
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
+    if args.programs:
+        print("caldp-process: error: --programs goes with --version", file=sys.stderr)
+        return ExitCode.CMDLINE_ERROR
     caldp_log.setup_console(logging.DEBUG if args.verbose else logging.INFO)
     try:
         if simulated_code() == ExitCode.CMDLINE_ERROR:

@@ -496,7 +496,11 @@ def test_version(capsys, monkeypatch):
     out = capsys.readouterr().out
     for name in ("caldp 0.1.0", "crds ", "calcos ", "drizzlepac "):
         assert name in out
+    assert "calacs.e (" in out and "STAND-IN" not in out  # found, not run
+    assert main(["--version", "--programs"]) == 0
+    out = capsys.readouterr().out
     assert "calacs.e CALACS STAND-IN 0.0.0-standin" in out  # the program's own --version
+    assert main(["--programs"]) == 2
 
 
 def test_sigterm_delivers_logs_and_error_message(pipeline_env):
