@@ -74,6 +74,14 @@ def wfc_like(path: Path, ny: int = 200, nx: int = 300) -> Path:
 # ---------------------------------------------------------------- image previews
 
 
+def test_stretch_is_astropys_asinh_stretch():
+    from astropy.visualization import AsinhStretch
+
+    values = np.linspace(0.0, 1.0, 10001, dtype=np.float32)
+    expected = AsinhStretch(a=images.ASINH_A)(values.copy(), clip=False)
+    assert np.array_equal(images.asinh_stretch(values), expected)
+
+
 def test_two_chips_are_placed_as_on_the_detector(tmp_path):
     path = wfc_like(tmp_path / "jabc01xyq_flc.fits")
     made = images.make_image_previews(path, tmp_path)

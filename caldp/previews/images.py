@@ -179,10 +179,19 @@ def _blocks(nrows: int):
         yield slice(start, min(start + ROWS_PER_BLOCK, nrows))
 
 
+def asinh_stretch(values: np.ndarray) -> np.ndarray:
+    """astropy's ``AsinhStretch(a=ASINH_A)``, in place: arcsinh(x / a) / arcsinh(1 / a).
+
+    Written out because importing ``astropy.visualization`` imports matplotlib.
+    """
+    np.true_divide(values, ASINH_A, out=values)
+    np.arcsinh(values, out=values)
+    np.true_divide(values, np.arcsinh(1.0 / ASINH_A), out=values)
+    return values
+
+
 def render(chips: list[Chip], keep_codes: bool = False) -> Rendered:
     """Scale and stretch the chips into one 8-bit mosaic (rows top-down)."""
-    from astropy.visualization import AsinhStretch
-
     height, width, ordered, bottoms = layout(chips)
     total = sum(c.shape[0] * c.shape[1] for c in ordered)
     step = sample_step(total, [c.shape[1] for c in ordered])
@@ -212,13 +221,12 @@ def render(chips: list[Chip], keep_codes: bool = False) -> Rendered:
         low, median, high = 0.0, 0.0, 1.0
     del sample
     span = high - low if high > low else 1.0
-    stretch = AsinhStretch(a=ASINH_A)
 
     def display(block: np.ndarray) -> np.ndarray:
         block -= low
         block *= 1.0 / span
         np.clip(block, 0.0, 1.0, out=block)
-        stretch(block, clip=False, out=block)
+        asinh_stretch(block)
         block *= 255.0
         block += 0.5
         with np.errstate(invalid="ignore"):  # non-finite pixels are overwritten afterwards
