@@ -1,5 +1,3 @@
-import sys
+from caldp.cli import run_process
 
-from caldp.cli import main
-
-sys.exit(main())
+run_process()

@@ -1,15 +1,26 @@
 """Resource figures of a run (CONTRACT section 7).
 
 ``process_metrics.txt`` and ``preview_metrics.txt`` use the GNU ``time
---verbose`` layout that CALCLOUD's parser reads by line index; max RSS counts
-the calibration programs (children).  ``disk_metrics.txt`` gives the peak space
-the dataset's working folder took, in ``df -BG`` layout (the file system holding
-it, its size and what was free at that moment).  ``metrics.json`` has per-step
-durations.  Measured with the standard library and psutil, no ``/usr/bin/time``.
+--verbose`` layout that CALCLOUD's parser reads by line index.  CALCLOUD adds
+the two files together, so together they describe the run once:
+
+* wall clock: ``preview_metrics`` is the previews step, ``process_metrics`` the
+  rest of the run from the process's start (interpreter start-up included)
+  to the delivery of the logs;
+* max RSS: the run's peak is caldp's own peak or, while a calibration program
+  runs, the program's peak plus caldp's (:class:`PeakMemory`);
+  ``preview_metrics`` has how far the previews raised that peak,
+  ``process_metrics`` the rest.
+
+``disk_metrics.txt`` gives the peak space the dataset's working folder took, in
+``df -BG`` layout (the file system holding it, its size and what was free at
+that moment).  ``metrics.json`` has per-step durations.  Measured with the
+standard library and psutil, no ``/usr/bin/time``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import resource
@@ -56,6 +67,52 @@ class Usage:
             signals=me.ru_nsignals + kids.ru_nsignals,
         )
 
+    @classmethod
+    def at_process_start(cls) -> Usage:
+        """The zero of this process: when it started, before anything was used."""
+        return cls(process_start(), 0.0, 0.0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+    def minus(self, other: Usage, max_rss_kb: int) -> Usage:
+        """Field by field ``self - other`` (what was used from snapshot ``other`` to this
+        one, or a total less a part of it), with ``max_rss_kb`` as its max RSS."""
+        counters = {
+            f.name: max(getattr(self, f.name) - getattr(other, f.name), 0)
+            for f in dataclasses.fields(self)
+        }
+        return Usage(**{**counters, "max_rss_kb": max_rss_kb})
+
+
+def process_start() -> float:
+    """``time.monotonic()`` at the moment this process started (from ``/proc``;
+    now, where ``/proc`` cannot tell)."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        ticks = int(stat.rpartition(")")[2].split()[19])  # field 22, starttime
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.monotonic()
+    return time.monotonic() - max(age, 0.0)
+
+
+RSS_COUNTER_SLACK_KB = 1024  # the kernel's RSS counters of two processes may each lag a little
+
+
+class PeakMemory:
+    """The run's peak resident memory: caldp's own, or while a calibration program
+    ran, the program's peak plus caldp's peak so far (an upper bound of both at once)."""
+
+    def __init__(self) -> None:
+        self.with_programs_kb = 0
+
+    def program_done(self) -> None:
+        """Call after each program exits (its peak is then in RUSAGE_CHILDREN)."""
+        me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        self.with_programs_kb = max(self.with_programs_kb, me + kids + RSS_COUNTER_SLACK_KB)
+
+    def peak_kb(self) -> int:
+        return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, self.with_programs_kb)
+
 
 def format_elapsed(seconds: float) -> str:
     """GNU time's ``h:mm:ss`` (an hour or more) or ``m:ss.cc``."""
@@ -67,11 +124,9 @@ def format_elapsed(seconds: float) -> str:
     return f"{int(m)}:{s:05.2f}"
 
 
-def gnu_time_report(command: str, start: Usage, end: Usage, exit_status: int) -> str:
-    """The 23 lines of ``time --verbose`` for the interval ``start``..``end``."""
-    wall = max(end.wall - start.wall, 0.0)
-    user = max(end.user - start.user, 0.0)
-    system = max(end.system - start.system, 0.0)
+def gnu_time_report(command: str, used: Usage, exit_status: int) -> str:
+    """The 23 lines of ``time --verbose`` for what ``used`` (from :meth:`Usage.minus`) says."""
+    wall, user, system = used.wall, used.user, used.system
     cpu = int(round(100 * (user + system) / wall)) if wall > 0 else 0
     command = command.replace('"', "'")
     lines = [
@@ -84,18 +139,18 @@ def gnu_time_report(command: str, start: Usage, end: Usage, exit_status: int) ->
         ("Average unshared data size (kbytes)", "0"),
         ("Average stack size (kbytes)", "0"),
         ("Average total size (kbytes)", "0"),
-        ("Maximum resident set size (kbytes)", str(end.max_rss_kb)),
+        ("Maximum resident set size (kbytes)", str(used.max_rss_kb)),
         ("Average resident set size (kbytes)", "0"),
-        ("Major (requiring I/O) page faults", str(end.major_faults - start.major_faults)),
-        ("Minor (reclaiming a frame) page faults", str(end.minor_faults - start.minor_faults)),
-        ("Voluntary context switches", str(end.voluntary - start.voluntary)),
-        ("Involuntary context switches", str(end.involuntary - start.involuntary)),
+        ("Major (requiring I/O) page faults", str(used.major_faults)),
+        ("Minor (reclaiming a frame) page faults", str(used.minor_faults)),
+        ("Voluntary context switches", str(used.voluntary)),
+        ("Involuntary context switches", str(used.involuntary)),
         ("Swaps", "0"),
-        ("File system inputs", str(end.fs_in - start.fs_in)),
-        ("File system outputs", str(end.fs_out - start.fs_out)),
+        ("File system inputs", str(used.fs_in)),
+        ("File system outputs", str(used.fs_out)),
         ("Socket messages sent", "0"),
         ("Socket messages received", "0"),
-        ("Signals delivered", str(end.signals - start.signals)),
+        ("Signals delivered", str(used.signals)),
         ("Page size (bytes)", str(os.sysconf("SC_PAGE_SIZE"))),
         ("Exit status", str(int(exit_status))),
     ]
@@ -200,19 +255,27 @@ def write_run_metrics(
     command: str,
     dataset: str,
     code: int,
+    *,
     start: Usage,
+    peak: PeakMemory,
+    previews: Usage | None,
     disk: DiskMonitor,
     times: StepTimes,
 ) -> None:
-    """``process_metrics.txt``, ``disk_metrics.txt`` and ``metrics.json`` of a run."""
+    """``process_metrics.txt`` (the run from ``start`` until now, less its previews, which
+    ``preview_metrics.txt`` has), ``disk_metrics.txt`` and ``metrics.json`` of a run."""
     from caldp import __version__
     from caldp.exit_codes import ExitCode
 
-    end = Usage.now()
     status = ExitCode(code)
+    disk_report = disk.report()
+    whole = Usage.now().minus(start, peak.peak_kb())
+    own = (
+        whole if previews is None else whole.minus(previews, whole.max_rss_kb - previews.max_rss_kb)
+    )
     logs_dir.mkdir(parents=True, exist_ok=True)
-    (logs_dir / "process_metrics.txt").write_text(gnu_time_report(command, start, end, status))
-    (logs_dir / "disk_metrics.txt").write_text(disk.report())
+    (logs_dir / "process_metrics.txt").write_text(gnu_time_report(command, own, status))
+    (logs_dir / "disk_metrics.txt").write_text(disk_report)
     write_json(
         logs_dir / "metrics.json",
         {
@@ -220,8 +283,8 @@ def write_run_metrics(
             "caldp_version": __version__,
             "exit_code": int(status),
             "exit_name": status.name,
-            "wall_seconds": round(end.wall - start.wall, 3),
-            "max_rss_kb": end.max_rss_kb,
+            "wall_seconds": round(whole.wall, 3),
+            "max_rss_kb": whole.max_rss_kb,
             "disk_peak_used_bytes": disk.peak_used,
             "steps": {k: round(v, 3) for k, v in times.steps.items()},
         },

@@ -11,12 +11,11 @@ message that agrees with the exit status.
 
 from __future__ import annotations
 
-import atexit
 import functools
-import gc
 import importlib
 import logging
 import os
+import shlex
 import shutil
 import signal
 import threading
@@ -77,6 +76,7 @@ class Request:
     output_uri: Uri
     profile: Profile
     command: str  # the command line, for the metrics files
+    from_process_start: bool = False  # the process is this run: its metrics start with it
 
 
 def open_output(uri: Uri) -> Output:
@@ -174,6 +174,8 @@ class Run:
     previews: list[Path] = field(default_factory=list)
     output_ok: bool = False
     sigterm: Sigterm = field(default_factory=Sigterm)
+    peak: metrics.PeakMemory = field(default_factory=metrics.PeakMemory)
+    preview_usage: metrics.Usage | None = None  # the previews step's share of the metrics
 
     @property
     def dataset(self) -> Dataset:
@@ -352,11 +354,18 @@ class Run:
             )
         return located.missing
 
+    def expects_previews(self) -> bool:
+        """False when every raw input makes a product without previews (COS acquisitions)."""
+        raws = files_with(self.staged, *self.handler.bestrefs_suffixes)
+        quiet = files_with(raws, *self.handler.no_preview_suffixes)
+        return not raws or len(quiet) < len(raws)
+
     def run_stage(self, stage: Stage) -> None:
         argv = stage.argv(self.dataset, self.staged)
-        if stage is self.handler.stages[0]:
+        if stage is self.handler.stages[0] and self.expects_previews():
             import_in_background(*preview_modules(self.handler))
         result = runner.run(argv, cwd=self.work_dir, extra_env=self.program_env, logger=log)
+        self.peak.program_done()
         if result.returncode in stage.ok_returncodes:
             if result.returncode != 0:
                 log.info(
@@ -378,11 +387,14 @@ class Run:
         self.previews_dir.mkdir(exist_ok=True)
         handler = caldp_log.attach_file(self.logs_dir / "preview.txt", "caldp.previews")
         start = metrics.Usage.now()
+        peak_before = self.peak.peak_kb()
         status = ExitCode.CREATE_PREVIEWS_ERROR
+        products: list[Path] = []
         try:
             report = previews.make_previews(
                 self.dataset.kind, self.dataset.name, self.work_dir, self.previews_dir
             )
+            products = report.products
             self.previews = list(report.made)
             if report.ok:
                 status = ExitCode.SUCCESS
@@ -390,18 +402,20 @@ class Run:
                 failed = ", ".join(f"{name} ({why})" for name, why in report.failures.items())
                 raise CaldpError(ExitCode.CREATE_PREVIEWS_ERROR, f"previews failed for {failed}")
         finally:
-            end = metrics.Usage.now()
-            command = f"caldp-previews {self.dataset.kind} {self.dataset.name}"
+            # The previews' share of the run: their time, and how far they raised its peak.
+            rise = max(self.peak.peak_kb() - peak_before, 0)
+            self.preview_usage = metrics.Usage.now().minus(start, rise)
+            command = shlex.join(
+                ["caldp-previews", "-o", self.previews_dir.name, *(p.name for p in products)]
+            )
             (self.logs_dir / "preview_metrics.txt").write_text(
-                metrics.gnu_time_report(command, start, end, status)
+                metrics.gnu_time_report(command, self.preview_usage, status)
             )
             caldp_log.detach(handler, "caldp.previews")
 
     # ------------------------------------------------------------------ the end
 
-    def plan(self, code: ExitCode) -> DeliveryPlan:
-        flush_logs()  # the delivered logs end with the result line
-        logs = delivery.snapshot(self.logs_dir, self.work_dir / "delivered-logs")
+    def plan(self, code: ExitCode, write_logs) -> DeliveryPlan:
         plan = delivery.build_plan(
             self.dataset,
             self.handler,
@@ -409,11 +423,21 @@ class Run:
             work_dir=self.work_dir,
             staged=self.staged,
             previews=self.previews,
-            logs=logs,
+            logs=[],
             env_files=[self.env_file] if self.env_file else [],
         )
         delivery.redact_text_files(plan)
+        plan.write_logs = write_logs
         return plan
+
+    def final_logs(
+        self, code: ExitCode, process_start: metrics.Usage, disk: metrics.DiskMonitor
+    ) -> list[Path]:
+        """The metrics, now that the products are delivered, and a copy of the logs."""
+        self.write_metrics(code, process_start, disk)
+        log_result(code)
+        flush_logs()  # the delivered logs end with the result line
+        return delivery.snapshot(self.logs_dir, self.work_dir / "delivered-logs")
 
     def finish(
         self, code: ExitCode, process_start: metrics.Usage, disk: metrics.DiskMonitor
@@ -451,29 +475,38 @@ class Run:
         except CaldpError as exc:
             if code == ExitCode.SUCCESS:
                 code = exc.exit_code
+        self.write_metrics(code, process_start, disk)  # metrics.json: every step, to the end
+        if lines:
+            try:
+                self.output.deliver_log(self.dataset, self.logs_dir / "metrics.json", again=True)
+            except (CaldpError, OSError) as exc:
+                log.warning("metrics.json with the messages step not delivered: %s", exc)
         return code
 
     def deliver(
         self, code: ExitCode, process_start: metrics.Usage, disk: metrics.DiskMonitor
     ) -> tuple[ExitCode, list[str]]:
-        """Metrics, the result line and the delivery for ``code``; returns the status (a
-        failed delivery of products is 25) and the final message's lines."""
-        self.write_metrics(code, process_start, disk)
-        log.info("result: exit %d %s (%s)", code.value, code.name, code.description)
+        """The delivery for ``code``, with the metrics and the result line written once the
+        products are delivered; returns the status (a failed delivery of products is 25)
+        and the final message's lines (none when nothing was delivered)."""
         if not self.output_ok:
+            self.write_metrics(code, process_start, disk)
+            log_result(code)
             log.error("the output location is not usable: nothing delivered, no final message")
             return code, []
         try:
             with exit_on_exception(
                 ExitCode.S3_UPLOAD_ERROR, "preparing the delivery", simulate=False
             ):
-                plan = self.plan(code)
+                plan = self.plan(
+                    code, functools.partial(self.final_logs, code, process_start, disk)
+                )
             with self.step("deliver", ExitCode.S3_UPLOAD_ERROR):
                 return code, self.output.deliver(plan).message_lines
         except CaldpError as exc:
             if code in (ExitCode.SUCCESS, ExitCode.CREATE_PREVIEWS_ERROR):
                 code = exc.exit_code
-                self.write_metrics(code, process_start, disk)
+            self.write_metrics(code, process_start, disk)
             return code, []
 
     def write_metrics(
@@ -487,19 +520,18 @@ class Run:
                 self.request.command,
                 self.dataset.name,
                 code,
-                start,
-                disk,
-                self.times,
+                start=start,
+                peak=self.peak,
+                previews=self.preview_usage,
+                disk=disk,
+                times=self.times,
             )
         except OSError as exc:
             log.error("cannot write the metrics files in %s: %s", self.logs_dir, exc)
 
 
-@functools.cache
-def _skip_final_collection() -> None:
-    """At interpreter exit, freeze the heap: the exit then skips a last garbage collection
-    of all of astropy, CRDS and numpy (measured: 0.13 s of every run)."""
-    atexit.register(gc.freeze)
+def log_result(code: ExitCode) -> None:
+    log.info("result: exit %d %s (%s)", code.value, code.name, code.description)
 
 
 def import_in_background(*modules: str) -> None:
@@ -522,7 +554,7 @@ def preview_modules(handler: Handler) -> list[str]:
     if handler.spectral_suffixes:
         modules += ["caldp.previews.spectra", "matplotlib.pyplot"]
     if handler.image_suffixes:
-        modules += ["caldp.previews.images", "astropy.visualization", "PIL.Image"]
+        modules += ["caldp.previews.images", "PIL.Image"]
     return modules
 
 
@@ -542,8 +574,9 @@ def process(request: Request, *, exiting: bool = False) -> ExitCode:
 
 
 def _process(request: Request, sigterm: Sigterm) -> ExitCode:
-    process_start = metrics.Usage.now()
-    _skip_final_collection()
+    process_start = (
+        metrics.Usage.at_process_start() if request.from_process_start else metrics.Usage.now()
+    )
     applied = apply_profile(request.profile, os.environ)
     heavy = ["astropy.io.fits"] + (
         ["crds.bestrefs"] if handler_for(request.dataset).run_bestrefs else []

@@ -17,7 +17,8 @@ def test_gnu_time_layout_read_by_line_index():
         check=True,
     )
     end = metrics.Usage.now()
-    text = metrics.gnu_time_report('caldp-process "x" file:. file:.', start, end, 23)
+    used = end.minus(start, end.max_rss_kb)
+    text = metrics.gnu_time_report('caldp-process "x" file:. file:.', used, 23)
     lines = text.splitlines()
     assert len(lines) == 23
     assert all(line.startswith("\t") and ": " in line for line in lines)

@@ -72,6 +72,42 @@ def test_real_cos_acquisition_from_tarball(pipeline_env, testdata):
     assert not (Path(os.environ["CALDP_HOME"]) / "caldp-work" / "lb4l02m2q").exists()
 
 
+PREVIEW_LIBRARIES = ("matplotlib", "spec_plots", "PIL")
+IMPORTED_AT_EXIT = """
+import sys
+from caldp.cli import main
+code = main(sys.argv[1:-1])
+print(code, *sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[-1].split(","))))
+"""
+
+
+def preview_libraries_imported(dataset: str, src: Path, out: Path) -> list[str]:
+    """Run caldp-process in a fresh interpreter; which preview libraries it imported."""
+    argv = [dataset, f"file:{src}", f"file:{out}", "caldp-config-local"]
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", IMPORTED_AT_EXIT, *argv, ",".join(PREVIEW_LIBRARIES)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    code, *imported = done.stdout.split()
+    assert code == "0", done.stderr[-2000:]
+    return imported
+
+
+def test_acquisition_imports_no_preview_library(pipeline_env, testdata):
+    """A COS acquisition gets no preview: nothing of matplotlib or spec-plots is imported,
+    while a dataset with previews imports what it needs."""
+    src = pipeline_env / "src"
+    src.mkdir()
+    for s in ("rawacq", "spt"):
+        shutil.copy(testdata / "cos" / "acq" / f"lb4l02m2q_{s}.fits.gz", src)
+    assert preview_libraries_imported("lb4l02m2q", src, pipeline_env / "out") == []
+    synthetic.make_dataset(pipeline_env / "acs", "j8cb01u1q")
+    imported = preview_libraries_imported("j8cb01u1q", pipeline_env / "acs", pipeline_env / "o2")
+    assert imported == ["PIL"]
+
+
 def test_version_keywords_from_environment(pipeline_env, testdata, monkeypatch):
     tmp = pipeline_env
     src = tmp / "src"

@@ -96,6 +96,7 @@ COS = hstcal(
     input_suffixes=("asn", "raw", "epc", "spt", *COS_RAW),
     bestrefs_suffixes=COS_RAW,
     randseed_suffixes=COS_RAW,
+    no_preview_suffixes=("rawacq",),
     spectral_suffixes=("x1d", "x1dsum", "x1dsum1", "x1dsum2", "x1dsum3", "x1dsum4"),
 )
 

@@ -62,6 +62,7 @@ class Handler:
     saturation_dq: int = 0
     image_suffixes: tuple[str, ...] = ()  # products that get an image preview
     spectral_suffixes: tuple[str, ...] = ()  # products that get a spectral preview
+    no_preview_suffixes: tuple[str, ...] = ()  # raws whose products get no preview (COS acq)
     thumb_size: int = DEFAULT_THUMB_SIZE  # longer side of the preview thumbnails
     product_prefix: str | None = None  # a mosaic's product names start with it
     is_product: Callable[[Dataset, str], bool] | None = None  # a mosaic's product rootnames

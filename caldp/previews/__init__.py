@@ -38,6 +38,7 @@ class PreviewReport:
     """What a preview run made and what it could not make."""
 
     made: list[Path] = field(default_factory=list)  # preview files written
+    products: list[Path] = field(default_factory=list)  # the product files previewed
     failures: dict[str, str] = field(default_factory=dict)  # product file name -> reason
 
     @property
@@ -211,6 +212,7 @@ def make_previews(
     if not products:
         log.info("%s: no %s product gets a preview", dataset_name, kind.upper())
     report = preview_files(products, [kind] * len(products), Path(preview_dir))
+    report.products = products
     log.info(
         "%s: %d preview files from %d products, %d failed (%.2f s)",
         dataset_name,

@@ -15,6 +15,7 @@ with ``check()``, ``deliver(plan) -> Delivered`` and a ``messages`` box.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -86,6 +87,10 @@ class DeliveryPlan:
     the metrics files; ``env_files`` the ``<ds>_cal_env.txt``.  When calibration
     produced nothing, ``inputs_only`` is true and ``products`` are the inputs,
     delivered under a name that cannot be mistaken for products.
+
+    ``write_logs``, when set, writes the logs and returns them: a backend calls
+    :meth:`final_logs` once the products are delivered, so that the run's metrics
+    cover their delivery.
     """
 
     dataset: Dataset
@@ -94,6 +99,14 @@ class DeliveryPlan:
     logs: list[Path] = field(default_factory=list)
     env_files: list[Path] = field(default_factory=list)
     inputs_only: bool = False
+    write_logs: Callable[[], list[Path]] | None = None
+
+    def final_logs(self) -> list[Path]:
+        """The logs to deliver, written now when ``write_logs`` is set."""
+        if self.write_logs is not None:
+            self.logs = self.write_logs()
+            self.write_logs = None
+        return self.logs
 
 
 @dataclass
@@ -131,3 +144,6 @@ class Output(Protocol):
         """Fail early (with exit 25) if the output location is not usable."""
 
     def deliver(self, plan: DeliveryPlan) -> Delivered: ...
+
+    def deliver_log(self, dataset: Dataset, path: Path, *, again: bool = False) -> str:
+        """Deliver one log file (``again``: a newer copy of one delivered); where it went."""

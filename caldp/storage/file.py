@@ -169,7 +169,7 @@ class FileOutput:
                     _place(p, partial / p.name)
             for sub, files in (
                 ("previews", plan.previews),
-                ("logs", plan.logs),
+                ("logs", plan.final_logs()),
                 ("env", plan.env_files),
             ):
                 if files:
@@ -183,6 +183,18 @@ class FileOutput:
         files = sorted(str(p.relative_to(self.root)) for p in final.rglob("*") if p.is_file())
         log.info("delivered %d files to %s", len(files), final)
         return Delivered(files=files, message_lines=files)
+
+    def deliver_log(self, dataset: Dataset, path: Path, *, again: bool = False) -> str:  # noqa: ARG002
+        """Replace one delivered log with ``path`` (written aside, then renamed)."""
+        dest = self.dataset_dir(dataset) / "logs" / path.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        aside = dest.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+        try:
+            shutil.copyfile(path, aside)
+            os.replace(aside, dest)
+        finally:
+            aside.unlink(missing_ok=True)
+        return str(dest.relative_to(self.root))
 
     @staticmethod
     def _swap(partial: Path, final: Path) -> None:
@@ -219,5 +231,9 @@ class NoOutput:
         pass
 
     def deliver(self, plan: DeliveryPlan) -> Delivered:
+        plan.final_logs()
         log.info("output is 'none': results stay in the working folder")
         return Delivered(files=[], message_lines=[])
+
+    def deliver_log(self, dataset: Dataset, path: Path, *, again: bool = False) -> str:  # noqa: ARG002
+        return ""  # the logs stay in the working folder

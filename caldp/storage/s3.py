@@ -33,6 +33,7 @@ import logging
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -321,19 +322,18 @@ class S3Output:
             files.append(url)
             lines.append(url)
             written.add(key)
-        for path in _unique(plan.logs):
-            key = join_key(self.prefix, path.name)
-            try:
-                data = path.read_bytes()
-            except OSError as exc:  # a missing log must not cost the delivery
-                log.warning("log %s not delivered: %s", path, exc)
-                continue
-            put_bytes(client, self.bucket, key, data, content_type="text/plain")
-            files.append(s3_url(self.bucket, key))
-            written.add(key)
+        earlier = self.earlier_results(plan.dataset)  # listed before the logs' metrics are taken
+        logs = list(_unique(plan.final_logs()))
+        if logs:  # small objects: side by side, so the metrics just written stay true
+            with ThreadPoolExecutor(min(len(logs), 8), thread_name_prefix="caldp-logs") as pool:
+                urls = list(pool.map(lambda path: self.deliver_log(plan.dataset, path), logs))
+            files.extend(url for url in urls if url)
+            written.update(
+                join_key(self.prefix, p.name) for p, url in zip(logs, urls, strict=True) if url
+            )
         if not lines:
             lines.append(s3_url(self.bucket, self.prefix + "/" if self.prefix else ""))
-        self.remove_earlier_results(plan.dataset, written)
+        self.remove_earlier_results(earlier, written)
         return Delivered(files=files, message_lines=lines)
 
     def earlier_result(self, dataset: Dataset, name: str) -> bool:
@@ -344,14 +344,9 @@ class S3Output:
             "/" not in name and name.endswith(EARLIER_LOG_SUFFIXES)
         )
 
-    def remove_earlier_results(self, dataset: Dataset, written: set[str]) -> None:
-        """Delete what an earlier run of the dataset delivered under the prefix and this run
-        did not replace (the products beside a later failure's inputs tarball, the preview
-        logs of a run that got to previews), so that the prefix holds one run's results.
-
-        Needs ``s3:ListBucket`` for the prefix, and ``s3:DeleteObject`` when there is
-        something to remove.  Without the listing permission the earlier results stay,
-        with a warning; an object that cannot be deleted is a delivery failure (25)."""
+    def earlier_results(self, dataset: Dataset) -> list[str] | None:
+        """The keys directly under the prefix that a caldp run of ``dataset`` delivers
+        (None when they cannot be listed: the job role needs ``s3:ListBucket``)."""
         client = self.client
         base = join_key(self.prefix, "")
         try:
@@ -367,9 +362,21 @@ class S3Output:
                 base,
                 describe_error(exc),
             )
-            return
-        for key in listed:
-            if key in written or not self.earlier_result(dataset, key[len(base) :]):
+            return None
+        return [key for key in listed if self.earlier_result(dataset, key[len(base) :])]
+
+    def remove_earlier_results(self, earlier: list[str] | None, written: set[str]) -> None:
+        """Delete what an earlier run of the dataset delivered under the prefix and this run
+        did not replace (the products beside a later failure's inputs tarball, the preview
+        logs of a run that got to previews), so that the prefix holds one run's results.
+
+        ``earlier`` is from :meth:`earlier_results`; without the listing permission the
+        earlier results stay, with a warning.  Deleting needs ``s3:DeleteObject`` when
+        there is something to remove; an object that cannot be deleted is a delivery
+        failure (25)."""
+        client = self.client
+        for key in earlier or []:
+            if key in written:
                 continue
             call_with_retries(
                 f"removing {s3_url(self.bucket, key)}, left by an earlier run",
@@ -377,6 +384,20 @@ class S3Output:
                 exit_code=ExitCode.S3_UPLOAD_ERROR,
             )
             log.info("removed %s, left by an earlier run", s3_url(self.bucket, key))
+
+    def deliver_log(self, dataset: Dataset, path: Path, *, again: bool = False) -> str:  # noqa: ARG002
+        """Upload one log beside the tarball; its URL, or "" when the file cannot be read
+        (a missing log must not cost the delivery).  ``again``: a newer copy of a log
+        already delivered and checked, sent without the HEAD that checks it (S3 checks
+        the PUT's Content-MD5 itself)."""
+        key = join_key(self.prefix, path.name)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            log.warning("log %s not delivered: %s", path, exc)
+            return ""
+        put_bytes(self.client, self.bucket, key, data, content_type="text/plain", verify=not again)
+        return s3_url(self.bucket, key)
 
 
 def _unique(paths: list[Path]) -> Iterator[Path]:

@@ -15,6 +15,7 @@ Environment (read by every stand-in):
 ``CALDP_STANDIN_RECORD_VARS``      extra variable names (comma separated) to record
 ``CALDP_STANDIN_ONLY=<program>``   apply the fault settings below to that program only
 ``CALDP_STANDIN_SLEEP=<seconds>``  sleep before working
+``CALDP_STANDIN_MEMORY=<MiB>``     hold that much resident memory while it sleeps and works
 ``CALDP_STANDIN_HANG=1``           sleep until killed
 ``CALDP_STANDIN_BADBYTES=1``       write bytes that are not UTF-8 to stdout, carry on
 ``CALDP_STANDIN_SIGNAL=<name>``    die by that signal (KILL, SEGV, TERM, ...)
@@ -175,8 +176,16 @@ def die_by_signal(name: str) -> None:
     raise Abort(HSTCAL_ERROR, f"stand-in: signal {signame} did not end the process")
 
 
+HELD: list[bytearray] = []  # CALDP_STANDIN_MEMORY, kept until the process exits
+
+
 def before_work(program: str, out: Reporter) -> None:
     """Apply the fault settings that act before the real work."""
+    mib = _int_setting(program, "MEMORY")
+    if mib:
+        block = bytearray(mib * 2**20)
+        block[::4096] = b"x" * len(block[::4096])  # touch every page: resident, not reserved
+        HELD.append(block)
     seconds = fault(program, "SLEEP")
     if seconds:
         time.sleep(float(seconds))
