@@ -1,6 +1,6 @@
 """Dataset names: which kind of dataset a name is, and what follows from it.
 
-Three kinds of names (CONTRACT section 2):
+Three kinds of names (docs/interface.rst, ``caldp-process``):
 
 * IPPPSSOOT, e.g. ``j8cb010b0``: the first letter is the instrument; a name
   ending in ``0`` is an association.

@@ -1,4 +1,4 @@
-"""Resource figures of a run (CONTRACT section 7).
+"""Resource figures of a run (docs/interface.rst, Metrics).
 
 ``process_metrics.txt`` and ``preview_metrics.txt`` use the GNU ``time
 --verbose`` layout that CALCLOUD's parser reads by line index.  CALCLOUD adds

@@ -1,4 +1,4 @@
-"""Bracketing of pipeline steps by exit code (public API, CONTRACT section 6).
+"""Bracketing of pipeline steps by exit code (public API; docs/interface.rst, Exit codes).
 
 ``exit_on_exception(code, *message)`` wraps one step: any exception inside it
 becomes a :class:`CaldpError` carrying that step's code, except that memory

@@ -58,7 +58,7 @@ class RuntimeReasons:
 
 
 def contract_command(dataset: str) -> list[str]:
-    """CONTRACT section 1: what AWS Batch runs."""
+    """What AWS Batch runs."""
     return [
         "caldp-process",
         dataset,

@@ -25,7 +25,7 @@ from caldp.batch.decisions import (
 )
 from caldp.exit_codes import ExitCode
 
-# CONTRACT section 6: 31-34 are the memory errors the orchestrator retries on a
+# 31-34 are the memory errors the orchestrator retries on a
 # larger machine; every other failure is final.
 CONTRACT_MEMORY_CODES = {31, 32, 33, 34}
 CONTRACT_CODES = {0, 1, 2, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33, 34, 40, 41, 143}

@@ -41,3 +41,11 @@ def test_reruns_are_not_promised_byte_for_byte():
     text = " ".join(README.read_text().split())
     assert "same products, byte for byte" not in text
     assert "not byte for byte the same" in text
+
+
+def test_sources_cite_no_document_outside_the_project():
+    for folder in ("caldp", "tests", "benchmarks", "scripts"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.is_file() and path.suffix in ("", ".py", ".sh", ".json"):
+                text = path.read_text(errors="replace")
+                assert not re.search(r"CONTRACT sections? \d", text), path

@@ -1,4 +1,4 @@
-"""The kinds of HST datasets caldp calibrates (CONTRACT section 2), one entry each."""
+"""The kinds of HST datasets caldp calibrates, one entry each."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Previews of calibrated HST products (CONTRACT section 8).
+"""Previews of calibrated HST products (docs/interface.rst, Previews).
 
 * Image previews (ACS, WFC3, SVM, MVM): ``<base>.jpg`` and ``<base>_thumb.jpg``
   (:mod:`caldp.previews.images`).
@@ -106,7 +106,7 @@ def select_products(kind: str, product_dir: Path, dataset_name: str) -> list[Pat
     Membership is exact: the dataset's own rootname, the rootnames its
     association table lists, files whose ``ASN_ID`` is the association (IPPPSSOOT
     datasets), the mosaic's own products (its handler's ``is_product``); only the
-    kind's preview suffixes (CONTRACT section 8) are kept.
+    kind's preview suffixes are kept.
     """
     handler = _handler(kind)
     dataset_name = dataset_name.lower()
@@ -205,7 +205,7 @@ def preview_files(files: list[Path], kinds: list[str], preview_dir: Path) -> Pre
 def make_previews(
     kind: str, dataset_name: str, product_dir: Path, preview_dir: Path
 ) -> PreviewReport:
-    """Make every preview of CONTRACT section 8 for the products in product_dir, writing into preview_dir."""
+    """Make every preview of the products in product_dir, writing into preview_dir."""
     start = time.perf_counter()
     kind = kind.lower()
     products = select_products(kind, Path(product_dir), dataset_name)

@@ -6,7 +6,7 @@ red = longest, blue = shortest, green = the median filter (the mean of the two
 middle ones when their number is even).  Each filter is scaled and stretched
 like a grey image preview; pixels unusable in any filter are shown neutral grey.
 
-Names (CONTRACT section 8): ``<prefix>_total_<ipppss>_<sfx>_color.jpg`` and
+Names: ``<prefix>_total_<ipppss>_<sfx>_color.jpg`` and
 ``..._color_thumb.jpg``; for MVM the layer (``all``, ``coarse-all``) takes the
 place of the ``ipppss``.
 """

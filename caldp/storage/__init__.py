@@ -126,7 +126,7 @@ def replaced_by_processing(dataset: str) -> tuple[str, ...]:
 
 
 class MessageBox(Protocol):
-    """State files of CONTRACT section 5."""
+    """State messages (docs/interface.rst, State messages)."""
 
     def start(self, dataset: str) -> None:
         """Write ``processing-<ds>``, then remove the messages it replaces

@@ -1,4 +1,4 @@
-"""``astroquery:`` inputs: download a dataset's raw files from MAST (CONTRACT sections 2-3).
+"""``astroquery:`` inputs: download a dataset's raw files from MAST.
 
 Uses astroquery's own MAST client (``astroquery.mast.Observations``):
 

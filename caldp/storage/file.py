@@ -1,7 +1,7 @@
 """``file:`` inputs and outputs.
 
 Input: a folder holding the raw files, or exactly one ``<ds>*.tar.gz`` holding
-them.  Output: the browsable tree of CONTRACT section 4, replaced atomically per
+them.  Output: the browsable tree of docs/interface.rst, replaced atomically per
 dataset, and the state files under ``messages/``.
 """
 

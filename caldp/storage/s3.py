@@ -1,4 +1,4 @@
-"""S3 inputs, outputs and messages (CONTRACT sections 3-5).
+"""S3 inputs, outputs and messages.
 
 Endpoint, region and credentials come the standard AWS way (boto3's default
 credential chain, ``AWS_ENDPOINT_URL``, ``AWS_REGION``/``AWS_DEFAULT_REGION``), so
@@ -186,7 +186,7 @@ def fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]:
 
 
 class S3MessageBox:
-    """State files under ``s3://<bucket>/messages/`` (CONTRACT section 5)."""
+    """State files under ``s3://<bucket>/messages/``."""
 
     def __init__(self, bucket: str, prefix: str = MESSAGES_PREFIX, client: Any = None):
         self.bucket = bucket

@@ -1,4 +1,4 @@
-"""Safe extraction of input tarballs (CONTRACT section 3).
+"""Safe extraction of input tarballs.
 
 Tarballs are hostile until checked: every member is checked before anything is
 written.  Only regular files and folders are accepted; absolute names, ``..``,
@@ -7,7 +7,7 @@ inside the extraction folder, and sizes are bounded so that a decompression
 bomb cannot fill the disk.  The archive is read as a stream, so it can come
 straight from a download without a local copy.
 
-A tarball is gzip-compressed (``.tar.gz``, CONTRACT section 3).  It must be
+A tarball is gzip-compressed (``.tar.gz``).  It must be
 whole: the gzip stream ends with its trailer and its CRC and length match, and
 the archive ends with its end-of-archive block.  tarfile alone checks neither,
 and would take a tarball cut after its first member for a complete one.

@@ -1,6 +1,6 @@
 """STAND-IN for tests, never shipped: hstcal's calacs.e, calwf3.e and cs0.e.
 
-Command lines (CONTRACT section 9)::
+Command lines::
 
     calacs.e [--help] [-t] [-s] [-v] [-q] [-r] [--version] [-1|--nthreads N] input
     calwf3.e [--help] [-t] [-s] [-v] [-q] [-r] [--version] [-1|--nthreads N] input
