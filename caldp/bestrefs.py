@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from caldp.errors import ReferencesError
+
 log = logging.getLogger("caldp.bestrefs")
 
 # Reference-path variables of the HST calibration programs and their instrument folders.
@@ -31,7 +33,7 @@ REFERENCE_VARIABLES = {
 REFERENCE_VALUE_RE = re.compile(r"^([a-z]ref)\$(\S+)$")
 
 
-class BestrefsError(Exception):
+class BestrefsError(ReferencesError):
     """CRDS could not assign reference files."""
 
 

@@ -16,7 +16,7 @@ from caldp.config import DEFAULT_PROFILE, PROFILES, ProfileError, get_profile
 from caldp.datasets import DatasetNameError, parse
 from caldp.exit_codes import ExitCode, explain, table
 from caldp.storage import UriError, parse_input_uri, parse_output_uri
-from caldp.sysexit import SIMULATE_ENV, simulated_code
+from caldp.sysexit import SIMULATE_ENV, exit_receiver, simulated_code
 
 log = logging.getLogger("caldp.cli")
 
@@ -114,7 +114,16 @@ def program_version(path: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``caldp-process``; returns the exit status."""
+    """``caldp-process``; returns the exit status.  Anything that escapes is turned
+    into its exit status by :func:`caldp.sysexit.exit_receiver`, logs flushed."""
+    try:
+        with exit_receiver():
+            return _main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from caldp import log as caldp_log
 
     args_list = list(sys.argv[1:] if argv is None else argv)

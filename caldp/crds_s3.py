@@ -35,10 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from caldp.exit_codes import ExitCode
+from caldp.errors import ReferencesError
 from caldp.retry import GaveUp, retry
 from caldp.storage import s3_client as s3
-from caldp.sysexit import CaldpError
 
 log = logging.getLogger("caldp.crds_s3")
 
@@ -48,11 +47,8 @@ CHUNK = 4 * 2**20
 DOWNLOAD_THREADS = 8
 
 
-class ReferenceFetchError(CaldpError):
-    """A reference file could not be fetched or failed its checks (exit 27)."""
-
-    def __init__(self, message: str):
-        super().__init__(ExitCode.BESTREFS_ERROR, message)
+class ReferenceFetchError(ReferencesError):
+    """A reference file could not be fetched or failed its checks."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +83,7 @@ def pinned_context(bucket: str) -> str | None:
     keys = s3.call_with_retries(
         f"listing s3://{name}/{where}/",
         lambda: _list_folder(client, name, where),
-        exit_code=ExitCode.BESTREFS_ERROR,
+        error=ReferencesError,
     )
     pmaps = sorted(os.path.basename(key) for key in keys if key.endswith(".pmap"))
     if not pmaps:
@@ -119,7 +115,7 @@ def _atomic_download(client: Any, bucket: str, key: str, target: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _absent(exc: CaldpError) -> bool:
+def _absent(exc: ReferencesError) -> bool:
     """True if a GET failed because the object is not there (or, without
     ``s3:ListBucket``, not readable: S3 then answers 403 for a missing object)."""
     return s3.error_code(exc.__cause__) in ("NoSuchKey", "404", "AccessDenied", "403")
@@ -129,7 +125,7 @@ def _get(client: Any, bucket: str, key: str, target: Path) -> None:
     s3.call_with_retries(
         f"downloading s3://{bucket}/{key}",
         lambda: _atomic_download(client, bucket, key, target),
-        exit_code=ExitCode.BESTREFS_ERROR,
+        error=ReferencesError,
     )
 
 
@@ -163,14 +159,14 @@ def prepare_rules(crds_bucket: str, crds_path: Path, context: str, instruments: 
         return str(pickle)
     try:
         _fetch_mappings(client, bucket, prefix, folder, [context])
-    except CaldpError as exc:
+    except ReferencesError as exc:
         if not _absent(exc):
             raise
         key = s3.join_key(prefix, f"pickles/{OBSERVATORY}/{context}.pkl")
         log.info("%s%s is not there: using the pickled context", where, context)
         try:
             _get(client, bucket, key, pickle)
-        except CaldpError as exc2:
+        except ReferencesError as exc2:
             raise ReferenceFetchError(
                 f"CRDS context {context}: neither its rules nor its pickle: {exc}; {exc2}"
             ) from exc2
@@ -229,7 +225,7 @@ def _fetch_mappings(client: Any, bucket: str, prefix: str, folder: Path, names: 
         data = s3.call_with_retries(
             f"downloading s3://{bucket}/{key}",
             lambda: client.get_object(Bucket=bucket, Key=key)["Body"].read(),
-            exit_code=ExitCode.BESTREFS_ERROR,
+            error=ReferencesError,
         )
         _mapping(data.decode("utf-8", errors="replace"), name)
         _atomic_write(target, data)

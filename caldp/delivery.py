@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from caldp import log as caldp_log
+from caldp import sysexit
 from caldp.datasets import Dataset
 from caldp.exit_codes import ExitCode
 from caldp.instruments import Handler
@@ -21,7 +22,6 @@ log = logging.getLogger("caldp.delivery")
 
 MOSAIC_EXTRA_PRODUCTS = (".txt", ".log", ".out")  # manifest, astrodrizzle.log, poller
 BINARY_SUFFIXES = (".fits", ".jpg", ".png", ".gz")
-PRODUCTS_DELIVERED = (ExitCode.SUCCESS, ExitCode.CREATE_PREVIEWS_ERROR)
 
 
 def products(work_dir: Path, handler: Handler) -> list[Path]:
@@ -65,7 +65,7 @@ def build_plan(
     """Products and previews when calibration succeeded (or only previews failed);
     otherwise the inputs and the trailers that say why, as an inputs tarball."""
     plan = DeliveryPlan(dataset, logs=list(logs), env_files=list(env_files))
-    if code in PRODUCTS_DELIVERED:
+    if code in sysexit.PRODUCTS_DELIVERED:
         plan.products = products(work_dir, handler)
         plan.previews = sorted(previews)
     elif staged:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from caldp import log as caldp_log
 from caldp.bestrefs import REFERENCE_VARIABLES
+from caldp.errors import InputError
 
 log = logging.getLogger("caldp.envfile")
 
@@ -37,7 +38,7 @@ MAX_ENTRY_BYTES = 32 * 4096 - 1
 MAX_FILE_BYTES = 2**20
 
 
-class EnvFileError(ValueError):
+class EnvFileError(InputError):
     """The env file cannot be used at all: no program could be started with it."""
 
 

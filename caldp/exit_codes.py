@@ -7,9 +7,10 @@ after delivering its logs when it is stopped that way.
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, unique
 
 
+@unique
 class ExitCode(IntEnum):
     """Exit status of caldp-process."""
 

@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from caldp.errors import InputError
+
 log = logging.getLogger("caldp.headers")
 
 VERSION_KEYWORDS = ("CSYS_VER", "AWSDPVER", "AWSYSVER")
@@ -14,7 +16,7 @@ MAX_VERSION_LENGTH = 32  # archive catalogue columns are short
 FITS_BLOCK = 2880
 
 
-class HeaderError(Exception):
+class HeaderError(InputError):
     """A FITS input could not be read or updated."""
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from caldp.datasets import Dataset
+from caldp.errors import InputError
 from caldp.hstfiles import HstFileError, read_association, read_poller
 from caldp.instruments import Handler
 from caldp.storage.tarball import LIMIT_ENV, byte_limit
@@ -24,7 +25,7 @@ log = logging.getLogger("caldp.inputs")
 CHUNK = 4 * 2**20
 
 
-class InputsError(Exception):
+class InputsError(InputError):
     """The dataset's input files are missing, incomplete or unusable."""
 
 

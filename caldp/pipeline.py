@@ -39,17 +39,19 @@ from caldp import (
 from caldp import log as caldp_log
 from caldp.config import Profile, apply_profile
 from caldp.datasets import Dataset
+from caldp.errors import OutputError, PreviewsError, ProgramFailed, Terminated
 from caldp.exit_codes import ExitCode
 from caldp.instruments import Handler, Stage, files_with, handler_for
 from caldp.storage import DeliveryPlan, Output, Uri
 from caldp.sysexit import (
     SIMULATE_ENV,
     CaldpError,
-    ProgramFailed,
-    Terminated,
+    after_failure,
     exit_on_exception,
     exit_status,
     flush_logs,
+    ignored_simulation,
+    input_fault_code,
     simulated_code,
 )
 
@@ -58,13 +60,6 @@ log = logging.getLogger("caldp.pipeline")
 FETCH_CODES = {
     "file": ExitCode.INPUT_TAR_FILE_ERROR,
     "s3": ExitCode.S3_DOWNLOAD_ERROR,
-    "astroquery": ExitCode.ASTROQUERY_ERROR,
-}
-# What the fetched files hold (missing members, broken FITS) is the inputs' fault, not the
-# download's: 21, except for MAST, where downloading again is the remedy.
-CONTENT_CODES = {
-    "file": ExitCode.INPUT_TAR_FILE_ERROR,
-    "s3": ExitCode.INPUT_TAR_FILE_ERROR,
     "astroquery": ExitCode.ASTROQUERY_ERROR,
 }
 
@@ -203,14 +198,14 @@ class Run:
         with self.step("check CRDS cache", ExitCode.BESTREFS_ERROR, simulate=False):
             self.check_crds_cache()
 
-        scheme = self.request.input_uri.scheme
-        with self.step("fetch", FETCH_CODES[scheme]):
-            self.fetch(CONTENT_CODES[scheme])
+        fetch_code = FETCH_CODES[self.request.input_uri.scheme]
+        with self.step("fetch", fetch_code):
+            self.fetch()
 
         if simulated_code() == ExitCode.GENERIC_ERROR:
             raise RuntimeError(f"simulated unbracketed error ({SIMULATE_ENV}=1)")
 
-        with self.step("version keywords", CONTENT_CODES[scheme]):
+        with self.step("version keywords", input_fault_code(fetch_code)):
             self.stamp_headers()
 
         with self.step("bestrefs", ExitCode.BESTREFS_ERROR):
@@ -247,27 +242,24 @@ class Run:
 
     # ------------------------------------------------------------------ steps
 
-    def fetch(self, content_code: ExitCode) -> None:
+    def fetch(self) -> None:
         download = self.work_dir / "download"
         download.mkdir(exist_ok=True)
         module = fetch_module(self.request.input_uri)
         try:
             candidates = module.fetch(self.request.input_uri.location, self.dataset, download)
-            try:
-                selection = inputs.select(self.dataset, self.handler, candidates)
-                to_stage = list(selection.files)
-                if selection.poller is not None:
-                    to_stage.append(selection.poller)
-                self.staged = inputs.stage(to_stage, self.work_dir)
-                if selection.env_file is not None:
-                    values = envfile.read(selection.env_file)  # checked before it is copied
-                    env_dir = self.work_dir / "env"
-                    env_dir.mkdir(exist_ok=True)
-                    self.env_file = env_dir / selection.env_file.name
-                    shutil.copyfile(selection.env_file, self.env_file)
-                    self.program_env.update(values)
-            except (inputs.InputsError, envfile.EnvFileError) as exc:
-                raise CaldpError(content_code, str(exc)) from exc
+            selection = inputs.select(self.dataset, self.handler, candidates)
+            to_stage = list(selection.files)
+            if selection.poller is not None:
+                to_stage.append(selection.poller)
+            self.staged = inputs.stage(to_stage, self.work_dir)
+            if selection.env_file is not None:
+                values = envfile.read(selection.env_file)  # checked before it is copied
+                env_dir = self.work_dir / "env"
+                env_dir.mkdir(exist_ok=True)
+                self.env_file = env_dir / selection.env_file.name
+                shutil.copyfile(selection.env_file, self.env_file)
+                self.program_env.update(values)
         finally:  # what was extracted or downloaded is staged, or not wanted
             shutil.rmtree(download, ignore_errors=True)
         log.info("inputs: %s", ", ".join(p.name for p in self.staged))
@@ -277,15 +269,12 @@ class Run:
 
     def stamp_headers(self) -> None:
         fits_files = self.fits_inputs()
-        try:
-            headers.update_primary(fits_files, headers.version_values())
-            randseed = self.handler.randseed_suffixes
-            if randseed:
-                raws = files_with(fits_files, *randseed)
-                headers.update_primary(raws, {"RANDSEED": 1})
-                log.info("RANDSEED=1 set in %s", ", ".join(p.name for p in raws))
-        except headers.HeaderError as exc:
-            raise CaldpError(CONTENT_CODES[self.request.input_uri.scheme], str(exc)) from exc
+        headers.update_primary(fits_files, headers.version_values())
+        randseed = self.handler.randseed_suffixes
+        if randseed:
+            raws = files_with(fits_files, *randseed)
+            headers.update_primary(raws, {"RANDSEED": 1})
+            log.info("RANDSEED=1 set in %s", ", ".join(p.name for p in raws))
 
     def check_crds_cache(self) -> None:
         """The read-only profiles need their cache before the long work starts; the
@@ -375,10 +364,12 @@ class Run:
                     self.handler.title,
                 )
             return
-        if result.enomem and not result.memory_error:
-            raise OSError(12, f"Cannot allocate memory: {result.program} {result.status}")
         raise ProgramFailed(
-            result.program, result.status, "\n".join(result.tail[-5:]), result.memory_error
+            result.program,
+            result.status,
+            "\n".join(result.tail[-5:]),
+            memory_error=result.memory_error,
+            enomem=result.enomem,
         )
 
     def make_previews(self) -> None:
@@ -400,7 +391,7 @@ class Run:
                 status = ExitCode.SUCCESS
             else:
                 failed = ", ".join(f"{name} ({why})" for name, why in report.failures.items())
-                raise CaldpError(ExitCode.CREATE_PREVIEWS_ERROR, f"previews failed for {failed}")
+                raise PreviewsError(f"previews failed for {failed}")
         finally:
             # The previews' share of the run: their time, and how far they raised its peak.
             rise = max(self.peak.peak_kb() - peak_before, 0)
@@ -473,13 +464,12 @@ class Run:
                 if where:
                     log.info("final message %s", where)
         except CaldpError as exc:
-            if code == ExitCode.SUCCESS:
-                code = exc.exit_code
+            code = after_failure(code, exc.exit_code, of_delivery=False)
         self.write_metrics(code, process_start, disk)  # metrics.json: every step, to the end
         if lines:
             try:
                 self.output.deliver_log(self.dataset, self.logs_dir / "metrics.json", again=True)
-            except (CaldpError, OSError) as exc:
+            except (OutputError, OSError) as exc:
                 log.warning("metrics.json with the messages step not delivered: %s", exc)
         return code
 
@@ -504,8 +494,7 @@ class Run:
             with self.step("deliver", ExitCode.S3_UPLOAD_ERROR):
                 return code, self.output.deliver(plan).message_lines
         except CaldpError as exc:
-            if code in (ExitCode.SUCCESS, ExitCode.CREATE_PREVIEWS_ERROR):
-                code = exc.exit_code
+            code = after_failure(code, exc.exit_code, of_delivery=True)
             self.write_metrics(code, process_start, disk)
             return code, []
 
@@ -608,9 +597,9 @@ def _process(request: Request, sigterm: Sigterm) -> ExitCode:
         )
         for key, value in sorted(applied.items()):
             log.info("profile sets %s=%s", key, value)
-        simulate = os.environ.get(SIMULATE_ENV, "").strip()
-        if simulate and simulated_code() is None:
-            log.warning("%s=%r is not a caldp exit code: ignored", SIMULATE_ENV, simulate)
+        ignored = ignored_simulation()
+        if ignored:
+            log.warning("%s=%r is not a caldp exit code: ignored", SIMULATE_ENV, ignored)
         log.info("working folder %s", work)
         output = open_output(request.output_uri)
         run = Run(request, handler_for(request.dataset), work, output, sigterm=sigterm)

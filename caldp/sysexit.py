@@ -1,12 +1,14 @@
 """Bracketing of pipeline steps by exit code (public API; docs/interface.rst, Exit codes).
 
 ``exit_on_exception(code, *message)`` wraps one step: any exception inside it
-becomes a :class:`CaldpError` carrying that step's code, except that memory
-errors keep their memory codes (31, 32, 34) wherever they happen, an error
-already classified by an inner bracket keeps its code, and :class:`Terminated`
-(SIGTERM) passes through unchanged: it ends the run with 143, whatever the step.
-``exit_receiver()`` wraps the whole program and turns the final exception into
-the exit status.
+becomes a :class:`CaldpError` carrying the code :func:`classify` gives it (the
+one mapping of errors to exit codes), an error already classified by an inner
+bracket keeps its code, and :class:`Terminated` (SIGTERM) passes through
+unchanged: it ends the run with 143, whatever the step.  ``exit_receiver()``
+wraps the whole program and turns the final exception into the exit status.
+:func:`after_failure` says how a failed delivery or final message changes a
+run's result, and :func:`simulated_code` is the one reader of
+``CALDP_SIMULATE_ERROR``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from caldp.errors import is_os_memory_error
+from caldp.errors import InputError, ProgramFailed, StepError, Terminated, is_os_memory_error
 from caldp.exit_codes import ExitCode
 
 log = logging.getLogger("caldp")
@@ -36,30 +38,6 @@ class CaldpError(Exception):
         super().__init__(message or self.exit_code.description)
 
 
-class ProgramFailed(Exception):
-    """A calibration program ended with a failing status.
-
-    ``memory_error`` is true when its output showed a Python MemoryError; the
-    step bracket then reports SUBPROCESS_MEMORY_ERROR instead of its own code.
-    """
-
-    def __init__(self, program: str, status: str, tail: str = "", memory_error: bool = False):
-        self.program = program
-        self.status = status
-        self.tail = tail
-        self.memory_error = memory_error
-        super().__init__(f"{program} {status}")
-
-
-class Terminated(BaseException):
-    """caldp received SIGTERM (AWS Batch stops jobs this way)."""
-
-    def __init__(self, signame: str = "SIGTERM"):
-        self.signame = signame
-        self.logged = False
-        super().__init__(f"terminated by {signame}")
-
-
 def classify(exc: BaseException, step_code: int = ExitCode.GENERIC_ERROR) -> ExitCode:
     """The exit code for ``exc`` raised inside a step whose code is ``step_code``."""
     if isinstance(exc, CaldpError):
@@ -72,7 +50,32 @@ def classify(exc: BaseException, step_code: int = ExitCode.GENERIC_ERROR) -> Exi
         return ExitCode.OS_MEMORY_ERROR
     if isinstance(exc, ProgramFailed) and exc.memory_error:
         return ExitCode.SUBPROCESS_MEMORY_ERROR
+    if isinstance(exc, ProgramFailed) and exc.enomem:
+        return ExitCode.OS_MEMORY_ERROR
+    if isinstance(exc, InputError):
+        return input_fault_code(step_code)
     return ExitCode(step_code)
+
+
+def input_fault_code(fetch_code: int) -> ExitCode:
+    """The code of the inputs' own faults (missing members, broken FITS) for inputs
+    fetched by a step with ``fetch_code``: 21, except from MAST, where downloading
+    again is the remedy (22)."""
+    if fetch_code == ExitCode.ASTROQUERY_ERROR:
+        return ExitCode.ASTROQUERY_ERROR
+    return ExitCode.INPUT_TAR_FILE_ERROR
+
+
+# A run's result that a failed delivery overrides: products were to be delivered.
+PRODUCTS_DELIVERED = frozenset({ExitCode.SUCCESS, ExitCode.CREATE_PREVIEWS_ERROR})
+
+
+def after_failure(result: ExitCode, failure: ExitCode, *, of_delivery: bool) -> ExitCode:
+    """The run's final status when its delivery (``of_delivery``) or its final message
+    fails with ``failure``: a delivery failure overrides a result whose products were
+    to be delivered; a message failure overrides only a success."""
+    overridden = PRODUCTS_DELIVERED if of_delivery else {ExitCode.SUCCESS}
+    return failure if result in overridden else result
 
 
 def describe(exc: BaseException) -> str:
@@ -80,7 +83,10 @@ def describe(exc: BaseException) -> str:
     from caldp.extras import missing
 
     text = str(exc)
-    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if isinstance(exc, StepError) and text:
+        line = text  # says what went wrong in its own words
+    else:
+        line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     where = missing(exc)
     return f"{line} ({where})" if where else line
 
@@ -92,6 +98,12 @@ def simulated_code() -> ExitCode | None:
     if not value.isdigit() or int(value) not in ExitCode._value2member_map_:
         return None
     return ExitCode(int(value))
+
+
+def ignored_simulation() -> str | None:
+    """A ``CALDP_SIMULATE_ERROR`` value that is set but is not a caldp code, to warn about."""
+    value = os.environ.get(SIMULATE_ENV, "").strip()
+    return value if value and simulated_code() is None else None
 
 
 def simulated_error(step_code: int) -> BaseException | None:

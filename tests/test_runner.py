@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from caldp import runner
-from caldp.sysexit import Terminated
+from caldp.errors import Terminated
 
 
 def py(code):

@@ -13,11 +13,9 @@ from pathlib import Path
 import pytest
 
 from caldp.datasets import parse
-from caldp.exit_codes import ExitCode
+from caldp.errors import DownloadError, InputError, OutputError
 from caldp.storage import DeliveryPlan, Uri, parse_output_uri, s3_upload
 from caldp.storage import s3 as s3mod
-from caldp.storage.tarball import TarballError
-from caldp.sysexit import CaldpError
 from tests.s3_fixtures import CuttingProxy, RecordingProxy, s3_client, use_fast_retries
 
 pytestmark = pytest.mark.s3
@@ -83,18 +81,16 @@ def test_fetch_missing_object_is_26_without_retrying(monkeypatch, s3, tmp_path):
     s3.create_bucket(Bucket=BUCKET)
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"]) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        with pytest.raises(CaldpError) as err:
+        with pytest.raises(DownloadError) as err:
             s3mod.fetch(f"{BUCKET}/inputs", parse(COS_DS), tmp_path / "in")
-    assert err.value.exit_code == ExitCode.S3_DOWNLOAD_ERROR
     assert "NoSuchKey" in str(err.value)
     assert len(proxy.requests("GET")) == 1  # a missing object is final
     assert list((tmp_path / "in").iterdir()) == []
 
 
 def test_fetch_from_a_bucket_that_does_not_exist_is_26(s3, tmp_path):
-    with pytest.raises(CaldpError) as err:
+    with pytest.raises(DownloadError) as err:
         s3mod.fetch("no-such-bucket-caldp/inputs", parse(COS_DS), tmp_path / "in")
-    assert err.value.exit_code == ExitCode.S3_DOWNLOAD_ERROR
     assert "s3://no-such-bucket-caldp/inputs/" in str(err.value)
     assert "NoSuchBucket" in str(err.value)
 
@@ -104,9 +100,8 @@ def test_truncated_tarball_is_21_and_leaves_nothing(s3, testdata, tmp_path):
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key=f"inputs/{COS_DS}.tar.gz", Body=blob[: len(blob) * 2 // 3])
     dest = tmp_path / "in"
-    with pytest.raises(TarballError) as err:
+    with pytest.raises(InputError):
         s3mod.fetch(f"{BUCKET}/inputs", parse(COS_DS), dest)
-    assert err.value.exit_code == ExitCode.INPUT_TAR_FILE_ERROR
     assert list(dest.rglob("*")) == []
 
 
@@ -141,9 +136,8 @@ def test_connection_always_dropped_is_26_after_bounded_retries(monkeypatch, s3, 
     dest = tmp_path / "in"
     with CuttingProxy(os.environ["AWS_ENDPOINT_URL"], cut_after=300_000) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        with pytest.raises(CaldpError) as err:
+        with pytest.raises(DownloadError):
             s3mod.fetch(f"{BUCKET}/inputs", parse(COS_DS), dest)
-    assert err.value.exit_code == ExitCode.S3_DOWNLOAD_ERROR
     assert proxy.cut_count == int(os.environ["CALDP_S3_RETRIES"])
     assert list(dest.rglob("*")) == []
 
@@ -311,13 +305,11 @@ def test_error_message_and_stale_messages(s3):
 
 def test_output_to_a_missing_bucket_is_25_before_and_during_delivery(s3, testdata, tmp_path):
     output = s3mod.S3Output(Uri("s3", f"no-such-bucket-caldp/outputs/{COS_DS}"))
-    with pytest.raises(CaldpError) as err:
+    with pytest.raises(OutputError) as err:
         output.check()
-    assert err.value.exit_code == ExitCode.S3_UPLOAD_ERROR
     assert "no-such-bucket-caldp" in str(err.value)
-    with pytest.raises(CaldpError) as err:
+    with pytest.raises(OutputError) as err:
         output.deliver(_products(testdata, tmp_path))
-    assert err.value.exit_code == ExitCode.S3_UPLOAD_ERROR
 
 
 def test_failing_uploads_are_retried_then_25(monkeypatch, s3, testdata, tmp_path):
@@ -330,9 +322,8 @@ def test_failing_uploads_are_retried_then_25(monkeypatch, s3, testdata, tmp_path
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"], refuse_puts) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         output = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}"))
-        with pytest.raises(CaldpError) as err:
+        with pytest.raises(OutputError):
             output.deliver(plan)
-    assert err.value.exit_code == ExitCode.S3_UPLOAD_ERROR
     attempts: dict[str, int] = {}
     for _method, path, _status in proxy.requests("PUT"):
         attempts[path] = attempts.get(path, 0) + 1  # each part (or object) separately

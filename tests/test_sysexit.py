@@ -2,11 +2,20 @@ import errno
 
 import pytest
 
+from caldp.errors import (
+    DownloadError,
+    InputError,
+    OutputError,
+    PreviewsError,
+    ProgramFailed,
+    ReferencesError,
+    Terminated,
+)
 from caldp.exit_codes import ExitCode
 from caldp.sysexit import (
     CaldpError,
-    ProgramFailed,
-    Terminated,
+    after_failure,
+    classify,
     exit_on_exception,
     exit_receiver,
     exit_status,
@@ -103,3 +112,107 @@ def test_simulation_only_hits_its_own_step(monkeypatch):
     monkeypatch.setenv("CALDP_SIMULATE_ERROR", "24")
     with exit_on_exception(ExitCode.STAGE1_ERROR, "stage 1"):
         pass
+
+
+# ------------------------------------------------------------------ the one mapping
+
+
+@pytest.mark.parametrize(
+    "error, step, expected",
+    [
+        # the inputs' own faults: 21 wherever they were fetched from, 22 from MAST
+        (InputError("member missing"), ExitCode.INPUT_TAR_FILE_ERROR, 21),
+        (InputError("broken tarball"), ExitCode.S3_DOWNLOAD_ERROR, 21),
+        (InputError("broken FITS"), ExitCode.ASTROQUERY_ERROR, 22),
+        # other typed errors take the code of the step they happen in
+        (DownloadError("reset"), ExitCode.S3_DOWNLOAD_ERROR, 26),
+        (DownloadError("MAST"), ExitCode.ASTROQUERY_ERROR, 22),
+        (OutputError("denied"), ExitCode.S3_UPLOAD_ERROR, 25),
+        (ReferencesError("no rules"), ExitCode.BESTREFS_ERROR, 27),
+        (PreviewsError("one failed"), ExitCode.CREATE_PREVIEWS_ERROR, 28),
+        (ProgramFailed("calwf3.e", "exited 2"), ExitCode.STAGE1_ERROR, 23),
+        (ProgramFailed("runsinglehap", "exited 1"), ExitCode.SVM_ERROR, 40),
+        (ProgramFailed("calacs.e", "exited 1", enomem=True), ExitCode.STAGE1_ERROR, 34),
+        (ProgramFailed("calacs.e", "exited 1", memory_error=True, enomem=True), 23, 31),
+    ],
+)
+def test_classify(error, step, expected):
+    assert classify(error, step) == expected
+    assert raise_in(step, error) == expected
+
+
+def test_a_program_out_of_memory_says_so():
+    assert "Cannot allocate memory" in str(ProgramFailed("calacs.e", "exited 1", enomem=True))
+
+
+@pytest.mark.parametrize(
+    "result, failure, of_delivery, expected",
+    [
+        (0, 25, True, 25),  # products not delivered: the run failed
+        (28, 25, True, 25),  # previews failed, and the products were not delivered either
+        (23, 25, True, 23),  # a failed run's inputs not delivered: still its own failure
+        (0, 25, False, 25),  # no final message: not a success
+        (28, 25, False, 28),
+        (23, 25, False, 23),
+    ],
+)
+def test_a_failed_delivery_or_message_overrides(result, failure, of_delivery, expected):
+    code = after_failure(ExitCode(result), ExitCode(failure), of_delivery=of_delivery)
+    assert code == expected
+
+
+def test_error_module_imports_nothing_of_caldp():
+    import ast
+    import inspect
+
+    from caldp import errors
+
+    tree = ast.parse(inspect.getsource(errors))
+    imported = [
+        n.module if isinstance(n, ast.ImportFrom) else a.name
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+        for a in n.names
+    ]
+    assert not [m for m in imported if m and m.startswith("caldp")], imported
+
+
+def test_backends_pick_no_exit_code():
+    """Only the policy (sysexit), the pipeline's step table, the registries and the
+    command lines name exit codes; the parts that fetch, deliver or assign raise
+    typed errors."""
+    from pathlib import Path
+
+    import caldp
+
+    root = Path(caldp.__file__).parent
+    for name in (
+        "storage/file.py",
+        "storage/s3.py",
+        "storage/s3_client.py",
+        "storage/s3_upload.py",
+        "storage/tarball.py",
+        "storage/astroquery.py",
+        "crds_s3.py",
+        "bestrefs.py",
+        "inputs.py",
+        "headers.py",
+    ):
+        text = (root / name).read_text()
+        assert "ExitCode" not in text and "CaldpError" not in text, name
+
+
+def test_exit_codes_have_no_aliases():
+    # an alias (two names, one number) would be refused by @unique at import
+    assert len(ExitCode.__members__) == len(list(ExitCode))
+
+
+def test_main_runs_under_exit_receiver(monkeypatch, capsys):
+    """An exception escaping caldp-process (a bug) still becomes an exit status."""
+    from caldp import cli
+
+    def broken(argv):
+        raise MemoryError("while parsing")
+
+    monkeypatch.setattr(cli, "_main", broken)
+    assert cli.main(["j8cb010b0"]) == ExitCode.CALDP_MEMORY_ERROR

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from caldp.exit_codes import ExitCode
 from caldp.storage.tarball import DEFAULT_MAX_MEMBERS, TarballError, extract_file, extract_stream
+from caldp.sysexit import classify
 from tests import tarballs
 
 
@@ -60,7 +62,7 @@ def test_hostile_members_refused(tmp_path, member, words):
     tar = make_tar(tmp_path / "bad.tar.gz", [file_member("good_raw.fits"), member])
     with pytest.raises(TarballError, match=words) as info:
         extract_file(tar, tmp_path / "out")
-    assert info.value.exit_code == 21
+    assert classify(info.value, ExitCode.S3_DOWNLOAD_ERROR) == 21  # the inputs' fault
     assert not (tmp_path / "evil").exists()
     assert list((tmp_path / "out").rglob("*")) == []  # what was written is removed
 
@@ -148,7 +150,7 @@ TWO = [("a_raw.fits", b"A" * 5000), ("a_spt.fits", b"B" * 3000)]
 def test_corrupt_stream_is_refused_and_nothing_is_left(tmp_path, damage, words):
     with pytest.raises(TarballError, match=words) as info:
         extract_stream(io.BytesIO(damage(TWO)), tmp_path / "out")
-    assert info.value.exit_code == 21
+    assert classify(info.value, ExitCode.S3_DOWNLOAD_ERROR) == 21  # the inputs' fault
     assert list((tmp_path / "out").rglob("*")) == []
 
 

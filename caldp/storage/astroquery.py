@@ -35,12 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from caldp.datasets import Dataset
-from caldp.errors import is_memory_error
-from caldp.exit_codes import ExitCode
+from caldp.errors import DownloadError, is_memory_error
 from caldp.hstfiles import HstFileError, poller_names, read_association
 from caldp.instruments import handler_for
 from caldp.retry import GaveUp, RetryPolicy, retry
-from caldp.sysexit import CaldpError
 
 log = logging.getLogger("caldp.astroquery")
 
@@ -49,9 +47,8 @@ COLLECTION = "HST"
 FILENAME_RE = re.compile(r"^([a-z0-9]{9})_([a-z0-9_]+)\.fits$")
 
 
-class AstroqueryError(CaldpError):
-    def __init__(self, message: str):
-        super().__init__(ExitCode.ASTROQUERY_ERROR, message)
+class AstroqueryError(DownloadError):
+    """MAST has not given the dataset's files (an empty or partial result is one too)."""
 
 
 def _env_number(name: str, default: float) -> float:
@@ -351,7 +348,7 @@ def _read_poller(location: str, dataset: Dataset, dest: Path) -> tuple[Path, lis
 
         bucket, prefix = s3.split_location(location)
         key = s3.join_key(prefix, name)
-        lines = s3.read_object_lines(bucket, key, exit_code=ExitCode.ASTROQUERY_ERROR)
+        lines = s3.read_object_lines(bucket, key)
         target.write_text("".join(f"{line}\n" for line in lines))
         source = s3.s3_url(bucket, key)
     else:

@@ -17,10 +17,9 @@ import uuid
 from pathlib import Path
 
 from caldp.datasets import Dataset
-from caldp.exit_codes import ExitCode
+from caldp.errors import OutputError
 from caldp.storage import Delivered, DeliveryPlan, Uri, replaced_by_processing
 from caldp.storage.tarball import TarballError, extract_file
-from caldp.sysexit import CaldpError
 
 log = logging.getLogger("caldp.storage.file")
 
@@ -142,9 +141,7 @@ class FileOutput:
                 with contextlib.suppress(OSError):
                     probe.unlink()
         except OSError as exc:
-            raise CaldpError(
-                ExitCode.S3_UPLOAD_ERROR, f"output folder {self.root} is not writable: {exc}"
-            ) from exc
+            raise OutputError(f"output folder {self.root} is not writable: {exc}") from exc
 
     def dataset_dir(self, dataset: Dataset) -> Path:
         return self.root / "data" / dataset.instrument / dataset.name

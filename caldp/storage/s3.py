@@ -39,8 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from caldp.datasets import Dataset
-from caldp.errors import is_memory_error
-from caldp.exit_codes import ExitCode
+from caldp.errors import DownloadError, OutputError, is_memory_error
 from caldp.log import PROCESS_LOG
 from caldp.retry import GaveUp, retry
 from caldp.storage import Delivered, DeliveryPlan, Uri, replaced_by_processing
@@ -58,7 +57,6 @@ from caldp.storage.s3_client import (
     split_location,
 )
 from caldp.storage.s3_upload import TarMember, put_bytes, upload_tarball
-from caldp.sysexit import CaldpError
 
 log = logging.getLogger("caldp.s3")
 
@@ -175,8 +173,7 @@ def fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]:
             log=log,
         )
     except GaveUp as exc:
-        raise CaldpError(
-            ExitCode.S3_DOWNLOAD_ERROR,
+        raise DownloadError(
             f"cannot download {url} (attempt {exc.attempts} of {policy.attempts}): "
             f"{describe_error(exc.last)}",
         ) from exc.last
@@ -216,7 +213,7 @@ class S3MessageBox:
         call_with_retries(
             f"removing {s3_url(self.bucket, key)}",
             lambda: self.client.delete_object(Bucket=self.bucket, Key=key),
-            exit_code=ExitCode.S3_UPLOAD_ERROR,
+            error=OutputError,
         )
 
     def start(self, dataset: str) -> None:
@@ -284,10 +281,9 @@ class S3Output:
                 content_type="text/plain",
                 verify=False,
             )
-        except CaldpError as exc:
-            raise CaldpError(
-                ExitCode.S3_UPLOAD_ERROR,
-                f"output s3://{self.bucket}/{self.prefix} is not writable: {exc}",
+        except OutputError as exc:
+            raise OutputError(
+                f"output s3://{self.bucket}/{self.prefix} is not writable: {exc}"
             ) from exc
         log.info("output s3://%s/%s is writable", self.bucket, self.prefix)
 
@@ -307,9 +303,7 @@ class S3Output:
             try:
                 result = upload_tarball(client, self.bucket, key, members)
             except OSError as exc:
-                raise CaldpError(
-                    ExitCode.S3_UPLOAD_ERROR, f"cannot read a file to deliver: {exc}"
-                ) from exc
+                raise OutputError(f"cannot read a file to deliver: {exc}") from exc
             url = s3_url(self.bucket, key)
             log.info(
                 "delivered %s: %d files, %.1f MB in %d part(s), %.1f s",
@@ -381,7 +375,7 @@ class S3Output:
             call_with_retries(
                 f"removing {s3_url(self.bucket, key)}, left by an earlier run",
                 lambda key=key: client.delete_object(Bucket=self.bucket, Key=key),
-                exit_code=ExitCode.S3_UPLOAD_ERROR,
+                error=OutputError,
             )
             log.info("removed %s, left by an earlier run", s3_url(self.bucket, key))
 
@@ -423,18 +417,18 @@ def tar_members(plan: DeliveryPlan) -> list[TarMember]:
                 log.warning("not delivering %s twice", arcname)
                 continue
             if not path.is_file():
-                raise CaldpError(ExitCode.S3_UPLOAD_ERROR, f"file to deliver is missing: {path}")
+                raise OutputError(f"file to deliver is missing: {path}")
             seen.add(arcname)
             members.append(TarMember(path, arcname))
     return members
 
 
-def read_object_lines(bucket: str, key: str, *, exit_code: int) -> list[str]:
+def read_object_lines(bucket: str, key: str) -> list[str]:
     """The text lines of a small object (for poller files)."""
     client = make_client()
 
     def get() -> bytes:
         return client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
-    data = call_with_retries(f"reading {s3_url(bucket, key)}", get, exit_code=exit_code)
+    data = call_with_retries(f"reading {s3_url(bucket, key)}", get, error=DownloadError)
     return data.decode("utf-8", errors="replace").splitlines()

@@ -15,8 +15,8 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from caldp.errors import StepError
 from caldp.retry import GaveUp, RetryPolicy, retry
-from caldp.sysexit import CaldpError
 
 log = logging.getLogger("caldp.s3")
 
@@ -142,11 +142,11 @@ def call_with_retries(
     what: str,
     func: Callable[[], T],
     *,
-    exit_code: int,
+    error: type[StepError],
     policy: RetryPolicy | None = None,
     retry_on: tuple[type[BaseException], ...] = (),
 ) -> T:
-    """Run ``func`` with bounded retries; raise ``CaldpError(exit_code)`` when it keeps failing.
+    """Run ``func`` with bounded retries; raise ``error`` when it keeps failing.
 
     Botocore errors (and ``retry_on``) are retried unless :func:`is_final`; other
     exceptions (MemoryError, bugs) propagate unchanged.
@@ -162,6 +162,6 @@ def call_with_retries(
             log=log,
         )
     except GaveUp as exc:
-        raise CaldpError(
-            exit_code, f"{what} failed after {exc.attempts} attempt(s): {describe_error(exc.last)}"
+        raise error(
+            f"{what} failed after {exc.attempts} attempt(s): {describe_error(exc.last)}"
         ) from exc.last

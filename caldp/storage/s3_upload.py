@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from caldp.exit_codes import ExitCode
+from caldp.errors import OutputError
 from caldp.storage.s3_client import (
     RetryPolicy,
     boto_errors,
@@ -119,7 +119,7 @@ def put_bytes(
     content_type: str = "binary/octet-stream",
     verify: bool = True,
 ) -> None:
-    """PUT a small object with MD5/SHA-256 checks, retried; raise CaldpError(25) if it fails."""
+    """PUT a small object with MD5/SHA-256 checks, retried; raise OutputError if it fails."""
     md5 = hashlib.md5(data, usedforsecurity=False).digest()
     sha = hashlib.sha256(data).digest()
 
@@ -138,7 +138,7 @@ def put_bytes(
     call_with_retries(
         f"uploading {s3_url(bucket, key)}",
         put,
-        exit_code=ExitCode.S3_UPLOAD_ERROR,
+        error=OutputError,
         policy=policy,
         retry_on=(VerifyError,),
     )
@@ -197,7 +197,7 @@ class MultipartSink:
                     ChecksumAlgorithm="SHA256",
                     ContentType=self.content_type,
                 )["UploadId"],
-                exit_code=ExitCode.S3_UPLOAD_ERROR,
+                error=OutputError,
                 policy=self.policy,
             )
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="caldp-s3-part")
@@ -227,7 +227,7 @@ class MultipartSink:
         etag = call_with_retries(
             f"uploading part {number} of {self.url}",
             put,
-            exit_code=ExitCode.S3_UPLOAD_ERROR,
+            error=OutputError,
             policy=self.policy,
         )
         return _Part(number, len(chunk), etag, md5, sha)
@@ -267,7 +267,7 @@ class MultipartSink:
                 UploadId=upload_id,
                 MultipartUpload={"Parts": listing},
             ),
-            exit_code=ExitCode.S3_UPLOAD_ERROR,
+            error=OutputError,
             policy=self.policy,
         )
         self._upload_id = None
@@ -285,7 +285,7 @@ class MultipartSink:
                 composite_sha,
                 f"{composite_md5}-{len(parts)}",
             ),
-            exit_code=ExitCode.S3_UPLOAD_ERROR,
+            error=OutputError,
             policy=RetryPolicy(attempts=1),
         )
         return UploadResult(self.key, self.size, len(parts))

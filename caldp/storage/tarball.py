@@ -25,9 +25,7 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO
 
-from caldp.errors import is_os_memory_error
-from caldp.exit_codes import ExitCode
-from caldp.sysexit import CaldpError
+from caldp.errors import InputError, is_os_memory_error
 
 log = logging.getLogger("caldp.tarball")
 
@@ -43,11 +41,8 @@ def byte_limit() -> int:
     return int(os.environ.get(LIMIT_ENV) or DEFAULT_MAX_TOTAL_BYTES)
 
 
-class TarballError(CaldpError):
+class TarballError(InputError):
     """The input tarball is missing, unreadable or unsafe."""
-
-    def __init__(self, message: str):
-        super().__init__(ExitCode.INPUT_TAR_FILE_ERROR, message)
 
 
 # What a member that is neither a regular file nor a folder is, for the error message.
