@@ -37,6 +37,7 @@ from typing import Any
 
 from caldp.errors import ReferencesError
 from caldp.retry import GaveUp, retry
+from caldp.storage import Uri
 from caldp.storage import s3_client as s3
 
 log = logging.getLogger("caldp.crds_s3")
@@ -69,6 +70,15 @@ def _list_folder(client: Any, bucket: str, folder: str) -> list[str]:
     paginator = client.get_paginator("list_objects_v2")
     pages = paginator.paginate(Bucket=bucket, Prefix=folder + "/")
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def pinned_context_of(*uris: Uri) -> str | None:
+    """The context pinned in the processing bucket: the first S3 location among ``uris``
+    (None when there is none, or nothing is pinned)."""
+    for uri in uris:
+        if uri.scheme == "s3":
+            return pinned_context(uri.bucket)
+    return None
 
 
 def pinned_context(bucket: str) -> str | None:

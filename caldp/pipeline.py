@@ -42,7 +42,7 @@ from caldp.datasets import Dataset
 from caldp.errors import OutputError, PreviewsError, ProgramFailed, Terminated
 from caldp.exit_codes import ExitCode
 from caldp.instruments import Handler, Stage, files_with, handler_for
-from caldp.storage import DeliveryPlan, Output, Uri
+from caldp.storage import SCHEMES, DeliveryPlan, Output, Uri, input_backend, open_output
 from caldp.sysexit import (
     SIMULATE_ENV,
     CaldpError,
@@ -57,12 +57,6 @@ from caldp.sysexit import (
 
 log = logging.getLogger("caldp.pipeline")
 
-FETCH_CODES = {
-    "file": ExitCode.INPUT_TAR_FILE_ERROR,
-    "s3": ExitCode.S3_DOWNLOAD_ERROR,
-    "astroquery": ExitCode.ASTROQUERY_ERROR,
-}
-
 
 @dataclass(frozen=True)
 class Request:
@@ -72,30 +66,6 @@ class Request:
     profile: Profile
     command: str  # the command line, for the metrics files
     from_process_start: bool = False  # the process is this run: its metrics start with it
-
-
-def open_output(uri: Uri) -> Output:
-    if uri.scheme == "file":
-        from caldp.storage.file import FileOutput
-
-        return FileOutput(uri)
-    if uri.scheme == "s3":
-        from caldp.storage.s3 import S3Output
-
-        return S3Output(uri)
-    from caldp.storage.file import NoOutput
-
-    return NoOutput(uri)
-
-
-def fetch_module(uri: Uri):
-    if uri.scheme == "file":
-        from caldp.storage import file as module
-    elif uri.scheme == "s3":
-        from caldp.storage import s3 as module
-    else:
-        from caldp.storage import astroquery as module
-    return module
 
 
 class Sigterm:
@@ -198,7 +168,7 @@ class Run:
         with self.step("check CRDS cache", ExitCode.BESTREFS_ERROR, simulate=False):
             self.check_crds_cache()
 
-        fetch_code = FETCH_CODES[self.request.input_uri.scheme]
+        fetch_code = SCHEMES[self.request.input_uri.scheme].fetch_code
         with self.step("fetch", fetch_code):
             self.fetch()
 
@@ -245,7 +215,7 @@ class Run:
     def fetch(self) -> None:
         download = self.work_dir / "download"
         download.mkdir(exist_ok=True)
-        module = fetch_module(self.request.input_uri)
+        module = input_backend(self.request.input_uri)
         try:
             candidates = module.fetch(self.request.input_uri.location, self.dataset, download)
             selection = inputs.select(self.dataset, self.handler, candidates)
@@ -305,7 +275,7 @@ class Run:
             if not crds_bucket:
                 raise bestrefs.BestrefsError(f"CRDSBUCKET is not set (profile {profile.name})")
             crds_s3.prepare_config(crds_bucket, crds_path)
-            pinned = self.pinned_context()
+            pinned = crds_s3.pinned_context_of(self.request.output_uri, self.request.input_uri)
         context = bestrefs.choose_context(crds_path, os.environ, pinned)
         if crds_bucket:
             crds_s3.prepare_rules(crds_bucket, crds_path, context, bestrefs.instruments(targets))
@@ -319,15 +289,6 @@ class Run:
         missing = self.use_references(result.references, crds_path)
         if missing and crds_bucket:
             raise bestrefs.BestrefsError(f"references fetched but not found: {', '.join(missing)}")
-
-    def pinned_context(self) -> str | None:
-        """The context the operator pinned in the processing bucket (S3 runs only)."""
-        from caldp import crds_s3
-
-        for uri in (self.request.output_uri, self.request.input_uri):
-            if uri.scheme == "s3":
-                return crds_s3.pinned_context(uri.bucket)
-        return None
 
     def use_references(self, references: dict[str, str], crds_path: Path) -> list[str]:
         """Give the programs the folders where ``references`` are; return those found nowhere."""

@@ -3,8 +3,11 @@
 Inputs: ``file:DIR``, ``s3://bucket/prefix``, ``astroquery:[DIR|s3://...]``.
 Outputs: ``file:DIR``, ``s3://bucket/prefix``, ``none``.
 
-Each backend is a plain module; this package only parses URIs and hands the
-work to the module for the scheme.  An input backend has::
+Each backend is a plain module, named in :data:`SCHEMES` (one entry per scheme:
+how its URIs read, the module that fetches inputs, the class that writes
+outputs, the exit code of a failed fetch), imported only when used.  This
+package parses URIs and hands the work to the scheme's backend.  An input
+backend has::
 
     fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]
 
@@ -15,12 +18,14 @@ with ``check()``, ``deliver(plan) -> Delivered`` and a ``messages`` box.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from caldp.datasets import Dataset
+from caldp.exit_codes import ExitCode
 
 
 class UriError(ValueError):
@@ -49,33 +54,100 @@ class Uri:
         return parts[1].strip("/") if len(parts) > 1 else ""
 
 
-def parse_input_uri(text: str) -> Uri:
-    if text.startswith("s3://"):
-        return _s3(text)
-    if text.startswith("file:"):
-        return Uri("file", text[len("file:") :] or ".")
-    if text.startswith("astroquery:"):
-        return Uri("astroquery", text[len("astroquery:") :])
+@dataclass(frozen=True)
+class Scheme:
+    """One kind of location.  ``inputs``: the module with ``fetch`` (None: not an
+    input); ``output``: ``module:Class`` of its :class:`Output` (None: not an output)."""
+
+    name: str
+    prefix: str  # how its URIs start ("none" is the whole URI)
+    usage: str  # for error messages: "file:DIR"
+    location: Callable[[str], str]  # the rest of the URI -> Uri.location (UriError if bad)
+    inputs: str | None = None
+    output: str | None = None
+    fetch_code: ExitCode = ExitCode.GENERIC_ERROR  # the fetch step's exit code
+
+    def match(self, text: str) -> str | None:
+        """The location, if ``text`` is a URI of this scheme."""
+        if self.name == "none":
+            return "" if text.lower() == "none" else None
+        return self.location(text[len(self.prefix) :]) if text.startswith(self.prefix) else None
+
+
+def _folder(rest: str) -> str:
+    return rest or "."
+
+
+def _bucket_prefix(rest: str) -> str:
+    location = rest.strip("/")
+    if not location or rest.startswith("/"):
+        raise UriError(f"S3 URI without a bucket: s3://{rest}")
+    return location
+
+
+SCHEMES: dict[str, Scheme] = {
+    s.name: s
+    for s in (
+        Scheme(
+            "file",
+            "file:",
+            "file:DIR",
+            _folder,
+            inputs="caldp.storage.file",
+            output="caldp.storage.file:FileOutput",
+            fetch_code=ExitCode.INPUT_TAR_FILE_ERROR,
+        ),
+        Scheme(
+            "s3",
+            "s3://",
+            "s3://bucket/prefix",
+            _bucket_prefix,
+            inputs="caldp.storage.s3",
+            output="caldp.storage.s3:S3Output",
+            fetch_code=ExitCode.S3_DOWNLOAD_ERROR,
+        ),
+        Scheme(
+            "astroquery",
+            "astroquery:",
+            "astroquery:",
+            str,
+            inputs="caldp.storage.astroquery",
+            fetch_code=ExitCode.ASTROQUERY_ERROR,
+        ),
+        Scheme("none", "none", "none", str, output="caldp.storage.file:NoOutput"),
+    )
+}
+
+
+def _parse(text: str, role: str) -> Uri:
+    usable = [s for s in SCHEMES.values() if getattr(s, role) is not None]
+    for scheme in usable:
+        location = scheme.match(text)
+        if location is not None:
+            return Uri(scheme.name, location)
+    expected = ", ".join(s.usage for s in usable)
     raise UriError(
-        f"unsupported input {text!r}: expected file:DIR, s3://bucket/prefix or astroquery:"
+        f"unsupported {'input' if role == 'inputs' else 'output'} {text!r}: expected {expected}"
     )
 
 
+def parse_input_uri(text: str) -> Uri:
+    return _parse(text, "inputs")
+
+
 def parse_output_uri(text: str) -> Uri:
-    if text.lower() == "none":
-        return Uri("none", "")
-    if text.startswith("s3://"):
-        return _s3(text)
-    if text.startswith("file:"):
-        return Uri("file", text[len("file:") :] or ".")
-    raise UriError(f"unsupported output {text!r}: expected file:DIR, s3://bucket/prefix or none")
+    return _parse(text, "output")
 
 
-def _s3(text: str) -> Uri:
-    location = text[len("s3://") :].strip("/")
-    if not location or location.startswith("/"):
-        raise UriError(f"S3 URI without a bucket: {text!r}")
-    return Uri("s3", location)
+def input_backend(uri: Uri) -> Any:
+    """The module that fetches inputs of ``uri``'s scheme."""
+    return importlib.import_module(SCHEMES[uri.scheme].inputs or "")
+
+
+def open_output(uri: Uri) -> Output:
+    """The :class:`Output` that writes to ``uri``."""
+    module, _, name = (SCHEMES[uri.scheme].output or "").partition(":")
+    return getattr(importlib.import_module(module), name)(uri)
 
 
 @dataclass
