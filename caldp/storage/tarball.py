@@ -18,7 +18,6 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import posixpath
 import shutil
 import tarfile
 import zlib
@@ -205,7 +204,3 @@ def _remove(paths: list[Path]) -> None:
             p.unlink()
         except OSError:
             pass
-
-
-def member_name(path: Path, root: Path) -> str:
-    return posixpath.join(*path.relative_to(root).parts)
