@@ -6,6 +6,12 @@ three unauthenticated actions make an administrator, who sets up the buckets and
 the job's user; from then on every request is checked against IAM policies.
 The job runs with the job user's keys and nothing else of the test's
 environment.  Its fresh home has an empty CRDS cache, as every Batch container.
+
+What each test shows: the references are where the programs look, in a cache
+that starts empty; the CRDS bucket is read by GETs only, laid out with mappings
+or with pickles only; the policy is enough, and each of its statements needed;
+one state message at a time; the metrics files add up as CALCLOUD adds them; a
+SIGTERM ends with 143 and error-; CALDP_SIMULATE_ERROR as the operators use it.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ import io
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from string import Template
@@ -29,6 +37,7 @@ from tests import synthetic
 from tests.conftest import _free_port, _wait_for
 from tests.pipeline_helpers import make_tarball
 from tests.standins import STANDIN_DIR
+from tests.test_calcloud_metrics import calcloud_figures, command_of
 
 pytestmark = pytest.mark.s3
 
@@ -40,6 +49,7 @@ CRDS_BUCKETS = {"mappings": "hst-crds-cache-mappings", "pickles": "hst-crds-cach
 CONTEXT = "hst_0729.pmap"
 DS = "j8cb01010"  # a synthetic ACS association: calacs.e then runastrodriz
 EARLIER = f"outputs/{DS}/{DS}_inputs.tar.gz"
+METRICS = ("process_metrics.txt", "preview_metrics.txt")
 REGION = "us-east-1"
 # CALCLOUD's job definition sets these (terraform/batch.tf), beside CRDSBUCKET.
 CALCLOUD_ENV = {"AWSDPVER": "v0.2.28", "AWSYSVER": "v0.4.48", "CSYS_VER": "caldp_20240815"}
@@ -208,9 +218,12 @@ def keys(s3, folder: str) -> list[str]:
     return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
 
-def run_job(moto_iam, world, home: Path, layout: str, without: str | None = None, **more: str):
+def start_job(
+    moto_iam, world, home: Path, layout: str, without: str | None = None, **more: str
+) -> subprocess.Popen:
     """One Batch job: CALCLOUD's leftovers cleared, ``submit-`` written, the job
-    user's policy set, then CALCLOUD's command under ``env -i``."""
+    user's policy set, then CALCLOUD's command under ``env -i`` (``env`` execs it:
+    the process is caldp-process itself, as a container's first process)."""
     s3 = moto_iam.client("s3")
     for key in keys(s3, "outputs") + keys(s3, "messages"):
         s3.delete_object(Bucket=BUCKET, Key=key)
@@ -240,15 +253,23 @@ def run_job(moto_iam, world, home: Path, layout: str, without: str | None = None
     }
     command = ["caldp-process", DS, f"s3://{BUCKET}/inputs", f"s3://{BUCKET}/outputs/{DS}"]
     command.append("caldp-config-aws")
-    return subprocess.run(  # noqa: S603
+    return subprocess.Popen(  # noqa: S603
         ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *command],
         cwd=home,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=600,
-        check=False,
     )
+
+
+def run_job(moto_iam, world, home: Path, layout: str, without: str | None = None, **more: str):
+    """Run a job to its end; the result carries its wall clock, seen from outside."""
+    started = time.monotonic()
+    job = start_job(moto_iam, world, home, layout, without, **more)
+    stdout, _ = job.communicate(timeout=600)
+    result = subprocess.CompletedProcess(job.args, job.returncode, stdout)
+    result.wall = time.monotonic() - started
+    return result
 
 
 def body(moto_iam, key: str) -> bytes:
@@ -293,6 +314,46 @@ def test_calcloud_job_with_exactly_the_shipped_policy(moto_iam, world, tmp_path,
         assert f"{crds}/mappings/hst/{CONTEXT} is not there: using the pickled context" in log
         assert (cache / "pickles" / "hst" / f"{CONTEXT}.pkl").is_file()
     assert f"{CONTEXT} (pinned by the operator)" in log
+    # CALCLOUD's model ingest adds the two metrics files up (lines 4, 9 and last).
+    texts = {n: body(moto_iam, f"outputs/{DS}/{n}").decode() for n in METRICS}
+    figures = [calcloud_figures(text) for text in texts.values()]
+    assert [status for _, _, status in figures] == ["0", "0"]
+    # They cover the run from process start up to the delivery of the files
+    # themselves: the upload and the messages that follow are not in them.
+    after = sum(
+        float(x)
+        for x in re.findall(r"step (?:deliver|messages): done in ([\d.]+) s", result.stdout)
+    )
+    assert abs(sum(seconds for seconds, _, _ in figures) + after - result.wall) <= 0.2
+    assert figures[0][1] > 100_000  # kB: caldp and its programs, counted once
+    path = f"{STANDIN_DIR}:{Path(sys.executable).parent}:/usr/bin:/bin"
+    for text in texts.values():
+        assert shutil.which(command_of(text)[0], path=path), text.splitlines()[0]
+
+
+def test_calcloud_cancel_is_143_with_logs_and_error(moto_iam, world, tmp_path):
+    """An operator cancel or a Batch timeout: SIGTERM to the container's process
+    while a program runs.  143, the logs delivered, error- the only message."""
+    home = tmp_path / "home"
+    job = start_job(
+        moto_iam, world, home, "mappings", CALDP_STANDIN_ONLY="calacs.e", CALDP_STANDIN_HANG="1"
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (home / "standins.jsonl").exists() and job.poll() is None:
+            assert time.monotonic() < deadline, "calacs.e never started"
+            time.sleep(0.1)
+        time.sleep(0.5)
+        job.send_signal(signal.SIGTERM)
+        stdout, _ = job.communicate(timeout=120)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode == 143, stdout[-3000:]
+    s3 = moto_iam.client("s3")
+    assert keys(s3, "messages") == [f"messages/error-{DS}"]
+    log = body(moto_iam, f"outputs/{DS}/process.txt").decode()
+    assert "the delivery replaces this" not in log and "143" in log
 
 
 @pytest.mark.parametrize(
