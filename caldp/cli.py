@@ -11,10 +11,11 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from caldp import __version__, instruments
+from caldp import __version__, instruments, settings
 from caldp.config import DEFAULT_PROFILE, PROFILES, ProfileError, get_profile
 from caldp.datasets import DatasetNameError, parse
 from caldp.exit_codes import ExitCode, explain, table
+from caldp.settings import SettingsError
 from caldp.storage import UriError, parse_input_uri, parse_output_uri
 from caldp.sysexit import SIMULATE_ENV, exit_receiver, simulated_code
 
@@ -149,7 +150,8 @@ def _main(argv: Sequence[str] | None) -> int:
         input_uri = parse_input_uri(args.input_uri)
         output_uri = parse_output_uri(args.output_uri)
         profile = get_profile(args.config)
-    except (CommandLineError, DatasetNameError, UriError, ProfileError) as exc:
+        settings.check()
+    except (CommandLineError, DatasetNameError, UriError, ProfileError, SettingsError) as exc:
         log.error("%s", exc)
         return ExitCode.CMDLINE_ERROR
 

@@ -316,7 +316,7 @@ def fetch_references(
             "no size/sha1 in the cache's download_metadata for: " + ", ".join(unknown)
         )
     dirs = reference_dirs(crds_path)
-    policy = s3.policy_from_env("CALDP_REFERENCE_RETRIES", "CALDP_REFERENCE_RETRY_SECONDS", 4, 10.0)
+    policy = s3.policy_from_env("CALDP_REFERENCE_RETRIES", "CALDP_REFERENCE_RETRY_SECONDS")
     client = s3.make_client(max_connections=DOWNLOAD_THREADS + 2)
 
     def get(name: str) -> Path:

@@ -39,6 +39,7 @@ from caldp.errors import DownloadError, is_memory_error
 from caldp.hstfiles import HstFileError, poller_names, read_association
 from caldp.instruments import handler_for
 from caldp.retry import GaveUp, RetryPolicy, retry
+from caldp.settings import number
 
 log = logging.getLogger("caldp.astroquery")
 
@@ -51,17 +52,10 @@ class AstroqueryError(DownloadError):
     """MAST has not given the dataset's files (an empty or partial result is one too)."""
 
 
-def _env_number(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, "") or default)
-    except ValueError:
-        return default
-
-
 def _policy() -> RetryPolicy:
     return RetryPolicy(
-        attempts=max(1, int(_env_number("CALDP_ASTROQUERY_RETRIES", 3))),
-        first_wait=max(0.0, _env_number("CALDP_ASTROQUERY_RETRY_SECONDS", 5.0)),
+        attempts=int(number("CALDP_ASTROQUERY_RETRIES")),
+        first_wait=number("CALDP_ASTROQUERY_RETRY_SECONDS"),
     )
 
 

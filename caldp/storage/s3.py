@@ -42,13 +42,13 @@ from caldp.datasets import Dataset
 from caldp.errors import DownloadError, OutputError, is_memory_error
 from caldp.log import PROCESS_LOG
 from caldp.retry import GaveUp, retry
+from caldp.settings import number
 from caldp.storage import Delivered, DeliveryPlan, Uri, replaced_by_processing
 from caldp.storage import tarball as tarball_mod
 from caldp.storage.s3_client import (
     boto_errors,
     call_with_retries,
     describe_error,
-    env_int,
     is_final,
     join_key,
     make_client,
@@ -258,7 +258,7 @@ class S3Output:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = make_client(max_connections=max(10, env_int("CALDP_S3_THREADS", 4) + 4))
+            self._client = make_client(max_connections=max(10, int(number("CALDP_S3_THREADS")) + 4))
             self.messages._client = self._client
         return self._client
 

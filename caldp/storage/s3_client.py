@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from caldp.errors import StepError
 from caldp.retry import GaveUp, RetryPolicy, retry
+from caldp.settings import number
 
 log = logging.getLogger("caldp.s3")
 
@@ -40,36 +41,13 @@ FINAL_ERROR_CODES = frozenset(
 )
 
 
-def policy_from_env(
-    attempts_var: str, seconds_var: str, attempts: int, seconds: float
-) -> RetryPolicy:
-    return RetryPolicy(
-        attempts=max(1, env_int(attempts_var, attempts)),
-        first_wait=max(0.0, env_float(seconds_var, seconds)),
-    )
+def policy_from_env(attempts_var: str, seconds_var: str) -> RetryPolicy:
+    return RetryPolicy(attempts=int(number(attempts_var)), first_wait=number(seconds_var))
 
 
 def retry_policy() -> RetryPolicy:
     """The S3 retry policy from ``CALDP_S3_RETRIES`` and ``CALDP_S3_RETRY_SECONDS``."""
-    return policy_from_env("CALDP_S3_RETRIES", "CALDP_S3_RETRY_SECONDS", 4, 2.0)
-
-
-def env_int(name: str, default: int) -> int:
-    """The integer in environment variable ``name``, ``default`` if unset or malformed."""
-    try:
-        return int(os.environ.get(name, "") or default)
-    except ValueError:
-        log.warning("ignoring %s=%r: not an integer", name, os.environ.get(name))
-        return default
-
-
-def env_float(name: str, default: float) -> float:
-    """The number in environment variable ``name``, ``default`` if unset or malformed."""
-    try:
-        return float(os.environ.get(name, "") or default)
-    except ValueError:
-        log.warning("ignoring %s=%r: not a number", name, os.environ.get(name))
-        return default
+    return policy_from_env("CALDP_S3_RETRIES", "CALDP_S3_RETRY_SECONDS")
 
 
 def make_client(max_connections: int = 10) -> Any:
@@ -80,7 +58,7 @@ def make_client(max_connections: int = 10) -> Any:
     # botocore's own retries (per request); AWS_MAX_ATTEMPTS / AWS_RETRY_MODE override.
     config = Config(
         retries={
-            "total_max_attempts": max(1, env_int("AWS_MAX_ATTEMPTS", 3)),
+            "total_max_attempts": number("AWS_MAX_ATTEMPTS"),
             "mode": os.environ.get("AWS_RETRY_MODE") or "standard",
         },
         max_pool_connections=max_connections,

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from caldp.errors import OutputError
+from caldp.settings import number
 from caldp.storage.s3_client import (
     RetryPolicy,
     boto_errors,
     call_with_retries,
-    env_int,
     retry_policy,
     s3_url,
 )
@@ -434,8 +434,8 @@ def upload_tarball(
 ) -> UploadResult:
     """Stream ``members`` as a tar.gz into ``s3://bucket/key``; nothing is written locally."""
     started = time.monotonic()
-    level = level if level is not None else min(9, max(0, env_int("CALDP_S3_GZIP_LEVEL", 1)))
-    upload_threads = threads or max(1, env_int("CALDP_S3_THREADS", 4))
+    level = level if level is not None else int(number("CALDP_S3_GZIP_LEVEL"))
+    upload_threads = threads or int(number("CALDP_S3_THREADS"))
     estimate = sum(m.path.stat().st_size + 1024 for m in members) + 10240
     part_size = max(MIN_PART_BYTES, -(-estimate // MAX_PARTS // MiB) * MiB)
     sink = MultipartSink(

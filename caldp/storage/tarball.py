@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from caldp.errors import InputError, is_os_memory_error
+from caldp.settings import number
 
 log = logging.getLogger("caldp.tarball")
 
-DEFAULT_MAX_TOTAL_BYTES = 200 * 2**30  # 200 GiB of members in all
 DEFAULT_MAX_MEMBERS = 100_000
 DISK_MARGIN_BYTES = 64 * 2**20
 CHUNK = 4 * 2**20
@@ -37,7 +37,7 @@ LIMIT_ENV = "CALDP_MAX_TAR_BYTES"
 
 def byte_limit() -> int:
     """The most bytes the inputs may take once decompressed (``CALDP_MAX_TAR_BYTES``)."""
-    return int(os.environ.get(LIMIT_ENV) or DEFAULT_MAX_TOTAL_BYTES)
+    return int(number(LIMIT_ENV))
 
 
 class TarballError(InputError):

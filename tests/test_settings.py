@@ -1,0 +1,60 @@
+"""Numbers from the environment: one table, one rule, refused at the command line."""
+
+from __future__ import annotations
+
+import pytest
+
+from caldp import settings
+from caldp.exit_codes import ExitCode
+from caldp.settings import NUMBERS, SettingsError
+from caldp.storage import s3_client, s3_upload, tarball
+from tests.pipeline_helpers import run
+
+
+def test_defaults_when_unset_or_empty():
+    assert settings.number("CALDP_S3_THREADS", {}) == 4
+    assert settings.number("CALDP_S3_THREADS", {"CALDP_S3_THREADS": " "}) == 4
+    assert settings.number("CALDP_MAX_TAR_BYTES", {}) == 200 * 2**30
+    assert settings.number("CALDP_S3_RETRY_SECONDS", {"CALDP_S3_RETRY_SECONDS": "0.5"}) == 0.5
+
+
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        ("CALDP_S3_THREADS", "four", "CALDP_S3_THREADS='four' is not a whole number"),
+        ("CALDP_MAX_TAR_BYTES", "200G", "CALDP_MAX_TAR_BYTES='200G' is not a whole number"),
+        ("CALDP_S3_RETRIES", "0", "CALDP_S3_RETRIES='0' is out of range"),
+        ("CALDP_S3_GZIP_LEVEL", "12", "from 0 to 9"),
+        ("CALDP_ASTROQUERY_RETRY_SECONDS", "-1", "at least 0.0"),
+        ("CALDP_REFERENCE_RETRY_SECONDS", "soon", "is not a number"),
+    ],
+)
+def test_bad_values_name_the_variable(name, value, words):
+    with pytest.raises(SettingsError, match=words.replace("(", r"\(")):
+        settings.number(name, {name: value})
+    with pytest.raises(SettingsError, match=name):
+        settings.check({name: value})
+
+
+def test_every_part_reads_through_the_table(monkeypatch):
+    monkeypatch.setenv("CALDP_S3_RETRIES", "7")
+    monkeypatch.setenv("CALDP_S3_RETRY_SECONDS", "0.25")
+    monkeypatch.setenv("CALDP_MAX_TAR_BYTES", "12345")
+    policy = s3_client.retry_policy()
+    assert (policy.attempts, policy.first_wait) == (7, 0.25)
+    assert tarball.byte_limit() == 12345
+    monkeypatch.setenv("CALDP_S3_THREADS", "four")
+    with pytest.raises(SettingsError):
+        s3_upload.upload_tarball(None, "b", "k", [])  # refused before any work
+    assert set(NUMBERS) >= {"CALDP_S3_THREADS", "CALDP_MAX_TAR_BYTES", "AWS_MAX_ATTEMPTS"}
+
+
+@pytest.mark.parametrize(
+    "name, value", [("CALDP_S3_THREADS", "four"), ("CALDP_MAX_TAR_BYTES", "200G")]
+)
+def test_caldp_process_refuses_them_with_exit_2(pipeline_env, monkeypatch, caplog, name, value):
+    monkeypatch.setenv(name, value)
+    out = pipeline_env / "out"
+    assert run("j8cb01u1q", pipeline_env, out) == ExitCode.CMDLINE_ERROR
+    assert name in caplog.text
+    assert not out.exists()  # nothing started
