@@ -5,7 +5,8 @@ process with the archive's settings (``-t png fits``): it writes ``<base>.png``,
 ``<base>_thumb.png`` and, for COS, ``<base>_prev.fits`` (spec-plots writes no
 FITS preview for STIS).  Around each call this module selects the
 non-interactive Agg backend, closes the figures spec-plots leaves open (it
-never closes them, so memory would grow file after file), turns its
+never closes them, so memory would grow file after file) and frees their
+memory, turns its
 ``sys.exit`` on malformed input into an error, and sends what it prints and
 the warnings it raises to the log (debug level) instead of stdout/stderr.
 """
@@ -13,6 +14,8 @@ the warnings it raises to the log (debug level) instead of stdout/stderr.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import io
 import logging
 import warnings
@@ -37,6 +40,17 @@ def _pyplot():
     from matplotlib import pyplot
 
     return pyplot
+
+
+def release_memory() -> None:
+    """Free what one spec-plots call left behind: its closed figures sit in reference
+    cycles with their renderers until a full collection (memory grew file after file),
+    and glibc keeps freed heap pages unless asked to give them back."""
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def expected_outputs(path: Path, out_dir: Path, instrument: str) -> list[Path]:
@@ -77,6 +91,7 @@ def make_spectral_previews(path: Path, out_dir: Path) -> list[Path]:
     finally:
         for number in set(pyplot.get_fignums()) - open_before:
             pyplot.close(number)
+        release_memory()
         for line in printed.getvalue().splitlines():
             if line.strip():
                 log.debug("spec-plots: %s", line.rstrip())
