@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -13,6 +12,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.standins import make_standin_crds_cache
 
 pytest_plugins = ["tests.pipeline_helpers", "tests.fault_report"]
 
@@ -71,31 +72,10 @@ def crds_cache(testdata: Path) -> Path:
     return path
 
 
-# The instruments whose programs are stand-ins; COS's calcos is real.
-STANDIN_INSTRUMENTS = ("acs", "wfc3", "stis")
-
-
 @pytest.fixture(scope="session")
 def standin_crds_cache(crds_cache: Path, tmp_path_factory) -> Path:
-    """The real test CRDS cache (flat), plus an empty file for every ACS, WFC3 and
-    STIS reference its rules name.  The stand-ins open each reference their input
-    headers name, as the real programs do; an empty file is enough for them.  COS
-    gets none: real calcos reads its references and is left to fail without them."""
-    root = tmp_path_factory.mktemp("crds") / "crds_cache"
-    shutil.copytree(crds_cache / "config", root / "config")
-    shutil.copytree(crds_cache / "references", root / "references")
-    (root / "mappings").mkdir()
-    (root / "mappings" / "hst").symlink_to(crds_cache / "mappings" / "hst")
-    names: set[str] = set()
-    for rules in sorted((crds_cache / "mappings" / "hst").glob("hst_*.rmap")):
-        if rules.name.split("_")[1] in STANDIN_INSTRUMENTS:
-            names.update(re.findall(r"'([a-z0-9_]+\.fits)'", rules.read_text()))
-    folder = root / "references" / "hst"
-    for name in sorted(names):
-        path = folder / name
-        if not path.exists():
-            path.touch()
-    return root
+    """:func:`tests.standins.make_standin_crds_cache` of the real test CRDS cache."""
+    return make_standin_crds_cache(crds_cache, tmp_path_factory.mktemp("crds") / "crds_cache")
 
 
 def _free_port() -> int:

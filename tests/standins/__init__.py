@@ -13,6 +13,8 @@ Put them first on PATH with :func:`standin_env`.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,3 +36,28 @@ def standin_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     rest = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != str(STANDIN_DIR)]
     env["PATH"] = os.pathsep.join([str(STANDIN_DIR), *rest])
     return env
+
+
+# The instruments whose programs are stand-ins; COS's calcos is real.
+STANDIN_INSTRUMENTS = ("acs", "wfc3", "stis")
+
+
+def make_standin_crds_cache(crds_cache: Path, root: Path) -> Path:
+    """At ``root``: the CRDS cache ``crds_cache`` (flat), plus an empty file for every ACS,
+    WFC3 and STIS reference its rules name.  The stand-ins open each reference their
+    input headers name, as the real programs do; an empty file is enough for them.  COS
+    gets none: real calcos reads its references and is left to fail without them."""
+    shutil.copytree(crds_cache / "config", root / "config")
+    shutil.copytree(crds_cache / "references", root / "references")
+    (root / "mappings").mkdir()
+    (root / "mappings" / "hst").symlink_to(crds_cache / "mappings" / "hst")
+    names: set[str] = set()
+    for rules in sorted((crds_cache / "mappings" / "hst").glob("hst_*.rmap")):
+        if rules.name.split("_")[1] in STANDIN_INSTRUMENTS:
+            names.update(re.findall(r"'([a-z0-9_]+\.fits)'", rules.read_text()))
+    folder = root / "references" / "hst"
+    for name in sorted(names):
+        path = folder / name
+        if not path.exists():
+            path.touch()
+    return root
