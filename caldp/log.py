@@ -1,5 +1,9 @@
 """Logging, configured once: console at INFO, and DEBUG files kept beside the outputs.
 
+A log file loses nothing to a full disk: what cannot be written is kept (the
+latest :data:`PENDING_BYTES` of it) and written as soon as there is room again,
+say once the working folder's reserve is released for the failure's report.
+
 Every handler redacts secrets: the values of environment variables whose names
 say they hold credentials, values registered with :func:`add_secrets` (those of
 the dataset's env file), and anything shaped like an AWS access key.
@@ -8,6 +12,7 @@ the dataset's env file), and anything shaped like an AWS access key.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -25,6 +30,8 @@ SECRET_SHAPES = [
     re.compile(r"(?i)(aws_secret_access_key|aws_session_token)(\s*[=:]\s*)\S+"),
 ]
 MIN_SECRET_LENGTH = 6
+PENDING_BYTES = 1 << 20  # log text kept in memory while its disk is full
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 REDACTED = "***"
 
 
@@ -112,12 +119,77 @@ def setup_console(level: int = logging.INFO) -> logging.Handler:
     return handler
 
 
+class FileHandler(logging.Handler):
+    """Append each record to a file as it comes (no buffer); records that do not fit
+    on a full disk are kept and written, in order, when there is room again."""
+
+    def __init__(self, path: Path, level: int = logging.NOTSET):
+        super().__init__(level)
+        self.path = path
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        self.fd: int | None = os.open(path, flags, 0o644)
+        self.pending = bytearray()  # formatted text not written yet
+        self.lost = 0  # bytes of it dropped (the oldest) past PENDING_BYTES
+        self.note = 0  # length of the note saying so, at the start of pending
+        self.line_start = True  # the file ends with a whole line
+
+    def emit(self, record: logging.LogRecord) -> None:  # called holding self.lock
+        try:
+            self._keep((self.format(record) + "\n").encode("utf-8", errors="replace"))
+            self._write()
+        except Exception:  # noqa: BLE001 - logging's own convention
+            self.handleError(record)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write()
+
+    def close(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self._write()
+            finally:
+                if self.fd is not None:
+                    os.close(self.fd)
+                    self.fd = None
+        super().close()
+
+    def _keep(self, data: bytes) -> None:
+        self.pending += data
+        if len(self.pending) <= PENDING_BYTES:
+            return
+        del self.pending[: self.note]
+        excess = len(self.pending) - PENDING_BYTES
+        if excess > 0:
+            cut = self.pending.find(b"\n", excess - 1) + 1 or len(self.pending)
+            del self.pending[:cut]  # the oldest whole lines
+            self.lost += cut
+        lead = "" if self.line_start else "\n"
+        note = f"{lead}[{self.lost} bytes of log lost here: the disk was full]\n".encode()
+        self.pending[:0] = note
+        self.note = len(note)
+
+    def _write(self) -> None:
+        while self.pending and self.fd is not None:
+            try:
+                written = os.write(self.fd, self.pending)
+            except OSError as exc:
+                if exc.errno in DISK_FULL:
+                    return  # kept for the next record, flush or close
+                raise
+            self.line_start = self.pending[written - 1 : written] == b"\n"
+            del self.pending[:written]
+            self.note = max(0, self.note - written)
+            if not self.note:
+                self.lost = 0
+
+
 def attach_file(
     path: Path, logger_name: str = "caldp", level: int = logging.DEBUG
 ) -> logging.Handler:
     """Also log to ``path`` (created or appended to); detach with :func:`detach`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8", errors="replace")
+    handler = FileHandler(path)
     handler.setLevel(level)
     handler.setFormatter(RedactingFormatter())
     logger = logging.getLogger(logger_name)

@@ -61,6 +61,7 @@ import errno
 import gzip
 import importlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -779,6 +780,75 @@ def test_the_matrix_is_complete():
     assert not cases & set(ABSENT), sorted(cases & set(ABSENT))
     every = {(r, c) for r in ROWS for c in COLUMNS}
     assert cases | set(ABSENT) == every, sorted(every - cases - set(ABSENT))
+
+
+FIRST = "before the disk filled up".ljust(4095, ".")
+
+
+def _full_disk_log(mounts: Mounts, tmp_path: Path):
+    """A log file on a full 64k tmpfs, and the 32k file whose removal makes room.  The
+    log's first record fills a whole page, so that the next one needs a new page."""
+    from caldp import log as caldp_log
+
+    if not Mounts.allowed():
+        pytest.skip("needs a size-limited file system (tmpfs mount, as root)")
+    disk = tmp_path / "disk"
+    mounts.tmpfs(disk, "64k")
+    room = disk / "room"
+    room.write_bytes(b"r" * 32768)
+    handler = caldp_log.FileHandler(disk / "log.txt")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger(f"caldp.test.{tmp_path.name}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    logger.info(FIRST)
+    fill(disk)
+    return logger, handler, room
+
+
+def test_log_file_keeps_records_through_a_full_disk(mounts, tmp_path):
+    """Records logged while the disk is full reach the file, in order, once there is room."""
+    logger, handler, room = _full_disk_log(mounts, tmp_path)
+    try:
+        for i in range(300):
+            logger.info("record %03d %s", i, "x" * 60)
+        assert "record 299" not in handler.path.read_text(), "the disk was not full"
+        room.unlink()
+        logger.info("room again")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    lines = handler.path.read_text().splitlines()
+    expected = [f"record {i:03d} {'x' * 60}" for i in range(300)]
+    assert lines == [FIRST, *expected, "room again"]
+
+
+def test_log_file_on_a_full_disk_keeps_the_latest_records(mounts, tmp_path, monkeypatch):
+    """Past the bound of what is kept in memory, the oldest records are dropped, and the
+    log says how much is missing there."""
+    from caldp import log as caldp_log
+
+    monkeypatch.setattr(caldp_log, "PENDING_BYTES", 4096)
+    logger, handler, room = _full_disk_log(mounts, tmp_path)
+    try:
+        for i in range(300):
+            logger.info("record %03d %s", i, "x" * 60)
+        room.unlink()
+        handler.flush()
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    lines = handler.path.read_text().splitlines()
+    assert lines[0] == FIRST
+    note = re.fullmatch(r"\[(\d+) bytes of log lost here: the disk was full\]", lines[1])
+    assert note, lines[:3]
+    kept = lines[2:]
+    assert kept[-1] == f"record 299 {'x' * 60}"
+    first = int(kept[0].split()[1])
+    assert kept == [f"record {i:03d} {'x' * 60}" for i in range(first, 300)]
+    assert int(note.group(1)) == first * len(kept[0] + "\n")
+    assert sum(len(line) + 1 for line in kept) <= 4096
 
 
 # ----------------------------------------------------------------------------- running
