@@ -32,6 +32,10 @@ class ReferencesError(StepError):
     """CRDS could not assign reference files, or a reference could not be fetched."""
 
 
+class DatasetBusy(StepError):
+    """Another run of the dataset holds its working folder or output: refused, untouched."""
+
+
 class PreviewsError(StepError):
     """Some previews could not be made (the products are delivered anyway)."""
 

@@ -2,7 +2,9 @@
 
 The numbers and names are fixed by the contract; never renumber them.  143 is the
 conventional status of a process ended by SIGTERM (128 + 15): caldp ends with it
-after delivering its logs when it is stopped that way.
+after delivering its logs when it is stopped that way.  29 and 30 are caldp's
+additions to the contract's table: an orchestrator that does not know them ends
+the job in ``error-`` without a retry, which is right for both.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class ExitCode(IntEnum):
     S3_DOWNLOAD_ERROR = 26
     BESTREFS_ERROR = 27
     CREATE_PREVIEWS_ERROR = 28
+    WORK_FOLDER_ERROR = 29
+    DATASET_BUSY = 30
     SUBPROCESS_MEMORY_ERROR = 31
     CALDP_MEMORY_ERROR = 32
     CONTAINER_MEMORY_ERROR = 33
@@ -54,6 +58,10 @@ DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.S3_DOWNLOAD_ERROR: "downloading inputs from S3",
     ExitCode.BESTREFS_ERROR: "CRDS bestrefs or a reference file download failed",
     ExitCode.CREATE_PREVIEWS_ERROR: "making previews failed; products were still delivered",
+    ExitCode.WORK_FOLDER_ERROR: "the working folder ($CALDP_HOME/caldp-work/<ds>) cannot be "
+    "made or written; the logs and the error- message are still delivered",
+    ExitCode.DATASET_BUSY: "another run of the dataset holds its working folder or output: "
+    "refused, nothing changed",
     ExitCode.SUBPROCESS_MEMORY_ERROR: "a calibration program ran out of memory (MemoryError in its output)",
     ExitCode.CALDP_MEMORY_ERROR: "caldp itself raised MemoryError",
     ExitCode.CONTAINER_MEMORY_ERROR: "reserved: the container runtime killed the job for memory",

@@ -11,6 +11,7 @@ message that agrees with the exit status.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import logging
@@ -18,6 +19,7 @@ import os
 import shlex
 import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +35,7 @@ from caldp import (
     folders,
     headers,
     inputs,
+    locks,
     metrics,
     runner,
 )
@@ -47,6 +50,7 @@ from caldp.sysexit import (
     SIMULATE_ENV,
     CaldpError,
     after_failure,
+    classify,
     exit_on_exception,
     exit_status,
     flush_logs,
@@ -141,6 +145,7 @@ class Run:
     sigterm: Sigterm = field(default_factory=Sigterm)
     peak: metrics.PeakMemory = field(default_factory=metrics.PeakMemory)
     preview_usage: metrics.Usage | None = None  # the previews step's share of the metrics
+    work_problem: OSError | None = None  # the working folder could not be made
 
     @property
     def dataset(self) -> Dataset:
@@ -160,9 +165,14 @@ class Run:
         ds = self.dataset
         # =25 fails the delivery (below), as an upload failure would, not this check
         with self.step("check output", ExitCode.S3_UPLOAD_ERROR, simulate=False):
+            self.output.messages.lock(ds.name)  # before anything is written there
             self.output.check()
             self.output_ok = True
             self.output.messages.start(ds.name)
+
+        if self.work_problem is not None:
+            with self.step("working folder", ExitCode.WORK_FOLDER_ERROR):
+                raise self.work_problem
 
         # CALDP_SIMULATE_ERROR=27 fails the bestrefs step, not this check
         with self.step("check CRDS cache", ExitCode.BESTREFS_ERROR, simulate=False):
@@ -533,19 +543,54 @@ def _process(request: Request, sigterm: Sigterm) -> ExitCode:
     )
     import_in_background(*heavy)
     work = folders.work_dir(request.dataset)
+    work_lock: locks.Lock | None = None
+    problem: OSError | None = None
     try:
         folders.check_apart(request.dataset, request.input_uri, request.output_uri, work)
+        work_lock = locks.acquire(work.with_name(f"{work.name}.lock"), f"the working folder {work}")
         folders.prepare_work_dir(work)
-    except folders.FoldersError as exc:
+    except (folders.FoldersError, locks.Busy) as exc:
+        if work_lock is not None:
+            work_lock.release()
         log.error("%s", exc)
-        return ExitCode.TERMINATED if sigterm.commit() else ExitCode.CMDLINE_ERROR
-    except OSError as exc:
-        log.error("cannot create the working folder: %s", exc)
-        code = exit_status(exc) if exc.errno == 12 else ExitCode.GENERIC_ERROR
+        code = classify(exc) if isinstance(exc, locks.Busy) else ExitCode.CMDLINE_ERROR
         return ExitCode.TERMINATED if sigterm.commit() else code
+    except OSError as exc:
+        if work_lock is not None:
+            work_lock.release()
+            work_lock = None
+        problem = exc
+        try:  # a folder for the logs, so that they and the error- message are delivered
+            work = Path(tempfile.mkdtemp(prefix=f"caldp-{request.dataset.name}-"))
+            (work / "logs").mkdir()
+        except OSError as again:
+            log.error(
+                "cannot make the working folder %s: %s, nor a temporary one: %s", work, exc, again
+            )
+            code = classify(exc, ExitCode.WORK_FOLDER_ERROR)
+            return ExitCode.TERMINATED if sigterm.commit() else code
+    try:
+        return _run(request, sigterm, work, problem, process_start, applied)
+    finally:
+        if work_lock is not None:
+            work_lock.release()
+            with contextlib.suppress(OSError):
+                work.parent.rmdir()  # caldp-work/, when no other run is using it
+
+
+def _run(
+    request: Request,
+    sigterm: Sigterm,
+    work: Path,
+    work_problem: OSError | None,
+    process_start: metrics.Usage,
+    applied: dict[str, str],
+) -> ExitCode:
+    """The run in its working folder ``work``, its lock held."""
     file_handler = caldp_log.attach_file(work / "logs" / caldp_log.PROCESS_LOG)
     disk = metrics.DiskMonitor(work).start()
     code = ExitCode.SUCCESS
+    run: Run | None = None
     try:
         log.info("caldp %s: %s", __version__, request.command)
         log.info(
@@ -564,6 +609,7 @@ def _process(request: Request, sigterm: Sigterm) -> ExitCode:
         log.info("working folder %s", work)
         output = open_output(request.output_uri)
         run = Run(request, handler_for(request.dataset), work, output, sigterm=sigterm)
+        run.work_problem = work_problem
         try:
             with sigterm.interrupts():
                 run.calibrate()
@@ -588,6 +634,8 @@ def _process(request: Request, sigterm: Sigterm) -> ExitCode:
         if sigterm.commit():  # came before any final message (finish made it 143 then)
             code = ExitCode.TERMINATED
         disk.stop()
+        if run is not None:
+            run.output.messages.release(request.dataset.name)
         keep = (
             code != ExitCode.SUCCESS
             or request.output_uri.scheme == "none"

@@ -20,7 +20,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from caldp.errors import InputError, ProgramFailed, StepError, Terminated, is_os_memory_error
+from caldp.errors import (
+    DatasetBusy,
+    InputError,
+    ProgramFailed,
+    StepError,
+    Terminated,
+    is_os_memory_error,
+)
 from caldp.exit_codes import ExitCode
 
 log = logging.getLogger("caldp")
@@ -54,6 +61,8 @@ def classify(exc: BaseException, step_code: int = ExitCode.GENERIC_ERROR) -> Exi
         return ExitCode.OS_MEMORY_ERROR
     if isinstance(exc, InputError):
         return input_fault_code(step_code)
+    if isinstance(exc, DatasetBusy):
+        return ExitCode.DATASET_BUSY
     return ExitCode(step_code)
 
 

@@ -25,8 +25,19 @@ CONTRACT = {
 TERMINATED = 143  # the contract's "conventional 143" for a job ended by SIGTERM
 
 
+ADDED = {  # caldp's own, beside the contract's (numbers the contract leaves free)
+    "WORK_FOLDER_ERROR": 29,
+    "DATASET_BUSY": 30,
+}
+
+
 def test_numbers_and_names_are_the_contract():
-    assert {c.name: c.value for c in ExitCode} == {**CONTRACT, "TERMINATED": TERMINATED}
+    assert {c.name: c.value for c in ExitCode} == {
+        **CONTRACT,
+        **ADDED,
+        "TERMINATED": TERMINATED,
+    }
+    assert not set(ADDED.values()) & set(CONTRACT.values())
 
 
 def test_memory_codes():

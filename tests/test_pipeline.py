@@ -604,7 +604,8 @@ def test_the_final_message_comes_after_the_delivery(pipeline_env, monkeypatch, f
     assert lines[0] == name
     delivered = [f for f in tree(out) if not f.startswith("messages/")]
     assert len(delivered) >= 5 and sorted(lines[1:]) == delivered
-    assert [f for f in before_message[name] if not f.startswith("messages/")] == delivered
+    held = [f for f in before_message[name] if not f.startswith("messages/")]
+    assert [f for f in held if not Path(f).name.startswith(".")] == delivered  # not the lock
 
 
 @pytest.mark.parametrize("layout", ["instrument", "flat-without-marker"])
@@ -636,3 +637,46 @@ def test_reference_folders_follow_the_cache_layout(
     runs = records(pipeline_env)
     assert [r["program"] for r in runs] == ["calacs.e", "runastrodriz"]
     assert {r["env"]["jref"] for r in runs} == {expected}
+
+
+def _unusable_home(tmp: Path, how: str) -> Path:
+    if how == "a file":
+        home = tmp / "home-file"
+        home.write_text("not a folder\n")
+    elif how == "parent is a file":
+        (tmp / "plain-file").write_text("not a folder\n")
+        home = tmp / "plain-file" / "home"
+    else:  # read-only: a read-only tmpfs (root writes through permission bits)
+        home = tmp / "home-ro"
+        home.mkdir()
+        argv = ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(home)]
+        if os.geteuid() != 0 or subprocess.run(argv, capture_output=True).returncode != 0:
+            pytest.skip("needs a read-only tmpfs mount (root)")
+    return home
+
+
+@pytest.mark.fault(
+    "an unusable CALDP_HOME (a file, under a file, read-only)",
+    "exit 29 WORK_FOLDER_ERROR, the logs and error- delivered",
+)
+@pytest.mark.parametrize("how", ["a file", "parent is a file", "read-only"])
+def test_an_unusable_caldp_home_is_29_with_logs_and_error_message(pipeline_env, monkeypatch, how):
+    import tempfile
+
+    tmp = pipeline_env
+    synthetic.make_dataset(tmp / "src", "j8cb01u1q")
+    home = _unusable_home(tmp, how)
+    monkeypatch.setenv("CALDP_HOME", str(home))
+    scratch = tmp / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    out = tmp / "out"
+    try:
+        assert run("j8cb01u1q", tmp / "src", out) == 29
+    finally:
+        if how == "read-only":
+            subprocess.run(["umount", "-l", str(home)], check=False)
+    log = assert_failed_cleanly(out, "j8cb01u1q", "acs", 29)
+    assert "step working folder failed" in log and str(home) in log
+    assert "-> exit 29 WORK_FOLDER_ERROR" in log
+    assert not list((out / "data/acs/j8cb01u1q").glob("*.tar.gz"))  # nothing was fetched

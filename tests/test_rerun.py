@@ -123,8 +123,8 @@ def test_run_killed_while_swapping_then_rerun_leaves_no_stale_state(pipeline_env
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    # what the killed run left: nothing that looks finished
-    assert messages(out) == [f"processing-{ASN}"]
+    # what the killed run left: nothing that looks finished (and its lock file, unlocked)
+    assert messages(out) == [f".{ASN}.lock", f"processing-{ASN}"]
     assert not base.exists()
     assert any(".old-" in name for name in hidden(out))
     assert any(".partial-" in name for name in hidden(out))
@@ -204,3 +204,98 @@ def test_processing_replaces_submit_and_removes_interrupted_message_writes(pipel
         (folder / name).write_text("earlier\n")
     assert run(ASN, tmp / "src", tmp / "out") == 0
     assert sorted(p.name for p in folder.iterdir()) == sorted([f"processed-{ASN}.trigger", *kept])
+
+
+HOLD_IN_STEP = r"""
+import importlib, pathlib, sys, time
+target, marker, release = sys.argv[1], sys.argv[2], sys.argv[3]
+module_name, _, name = target.partition(":")
+owner = importlib.import_module(module_name)
+original = getattr(owner, name)
+def held(*args, **kwargs):
+    pathlib.Path(marker).write_text("in the step")
+    deadline = time.monotonic() + 120
+    while not pathlib.Path(release).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return original(*args, **kwargs)
+setattr(owner, name, held)
+from caldp.cli import main
+sys.exit(main(sys.argv[4:]))
+"""
+
+
+def _s3_state(output: str) -> dict[str, str]:
+    from tests.s3_fixtures import s3_client
+
+    client = s3_client(os.environ["AWS_ENDPOINT_URL"])
+    bucket = output.split("/")[2]
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
+
+
+@pytest.mark.fault(
+    "the same dataset run twice at once (same or another CALDP_HOME, file: or S3 output)",
+    "the second run exits 30 and changes nothing; the first completes as if alone",
+)
+@pytest.mark.parametrize(
+    "home, output",
+    [("same", "file"), ("other", "file"), ("same", "other file"), ("other", "s3")],
+    ids=["same-home", "same-output", "same-home-other-output", "same-s3-output"],
+)
+def test_the_same_dataset_twice_at_once_refuses_the_second_run(
+    pipeline_env, request, monkeypatch, capfd, home, output
+):
+    """The first run is held inside stage 1 (a hook waits for a file), so the second run
+    starts while the first holds its locks, every time."""
+    tmp = pipeline_env
+    synthetic.make_dataset(tmp / "src", ASN)
+    out = tmp / "out"
+    first_out = f"file:{out}"
+    if output == "s3":
+        from tests.s3_fixtures import s3_client, use_fast_retries
+
+        endpoint = request.getfixturevalue("aws_env")
+        use_fast_retries(monkeypatch)
+        s3_client(endpoint).create_bucket(Bucket="caldp-race")
+        first_out = f"s3://caldp-race/outputs/{ASN}"
+    second_out = f"file:{tmp / 'out2'}" if output == "other file" else first_out
+
+    def state() -> object:
+        return _s3_state(first_out) if output == "s3" else hashes(out)
+
+    marker, release = tmp / "in-stage1", tmp / "release"
+    argv = [ASN, f"file:{tmp / 'src'}", first_out, "caldp-config-local"]
+    first = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-c", HOLD_IN_STEP, "caldp.runner:run", str(marker), str(release), *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not marker.exists():
+            assert first.poll() is None, first.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "the first run never reached stage 1"
+            time.sleep(0.05)
+        before = state()
+        if home == "other":
+            monkeypatch.setenv("CALDP_HOME", str(tmp / "home2"))
+        capfd.readouterr()
+        assert run(ASN, tmp / "src", second_out) == 30
+        console = capfd.readouterr().err
+        assert "in use by another run" in console or "in progress" in console, console
+        assert state() == before, "the refused run changed the first run's output"
+        assert not (tmp / "out2").exists() or not any((tmp / "out2").rglob("*"))
+    finally:
+        release.write_text("go")
+        _, err = first.communicate(timeout=180)
+    assert first.returncode == 0, err[-3000:]
+    if output == "s3":
+        keys = _s3_state(first_out)
+        assert f"messages/processed-{ASN}.trigger" in keys
+        assert not [k for k in keys if "error-" in k or "processing-" in k]
+    else:
+        assert messages(out) == [f"processed-{ASN}.trigger"]
+        lines = (out / "messages" / f"processed-{ASN}.trigger").read_text().splitlines()
+        assert lines[1:] == [f for f in tree(out) if not f.startswith("messages/")]
+        assert not hidden(out)

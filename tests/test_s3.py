@@ -260,6 +260,7 @@ def test_messages_follow_the_contract_and_the_trigger_comes_last(
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"]) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         output = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}"))
+        output.messages.lock(COS_DS)
         output.messages.start(COS_DS)
         assert f"messages/processing-{COS_DS}" in _keys(s3, prefix="messages/")
         assert f"messages/error-{COS_DS}" not in _keys(s3, prefix="messages/")
@@ -295,12 +296,46 @@ def test_error_message_and_stale_messages(s3):
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key=f"messages/processed-{COS_DS}.trigger", Body=b"old\n")
     box = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}")).messages
+    box.lock(COS_DS)
     box.start(COS_DS)
     assert _keys(s3, prefix="messages/") == {f"messages/processing-{COS_DS}"}
     lines = [f"s3://{BUCKET}/outputs/{COS_DS}/"]
     box.finish(COS_DS, False, lines)
     assert _keys(s3, prefix="messages/") == {f"messages/error-{COS_DS}"}
     assert _get(s3, f"messages/error-{COS_DS}").decode() == lines[0] + "\n"
+
+
+def test_processing_message_is_the_lock_of_the_output(monkeypatch, s3):
+    """An existing processing- is another run's: refused (30), nothing changed -- unless
+    an earlier attempt of this same Batch job wrote it.  A run that stops before it
+    starts (its output check failed) takes its processing- away again."""
+    from caldp.exit_codes import ExitCode
+    from caldp.locks import Busy
+    from caldp.sysexit import classify
+
+    s3.create_bucket(Bucket=BUCKET)
+    monkeypatch.setenv("AWS_BATCH_JOB_ID", "job-1")
+    box = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}")).messages
+    box.lock(COS_DS)
+    box.start(COS_DS)
+    first = _get(s3, f"messages/processing-{COS_DS}")
+    assert b"batch job job-1" in first
+    s3.put_object(Bucket=BUCKET, Key=f"messages/submit-{COS_DS}", Body=b"orchestrator\n")
+    monkeypatch.setenv("AWS_BATCH_JOB_ID", "job-2")
+    other = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}")).messages
+    with pytest.raises(Busy) as err:
+        other.lock(COS_DS)
+    other.release(COS_DS)
+    assert classify(err.value) == ExitCode.DATASET_BUSY
+    assert "in progress" in str(err.value) and "job-1" in str(err.value)
+    assert _get(s3, f"messages/processing-{COS_DS}") == first
+    assert f"messages/submit-{COS_DS}" in _keys(s3, prefix="messages/")  # untouched
+    monkeypatch.setenv("AWS_BATCH_JOB_ID", "job-1")  # the same job, attempt 2
+    again = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}")).messages
+    again.lock(COS_DS)
+    assert _get(s3, f"messages/processing-{COS_DS}") != first
+    again.release(COS_DS)  # stopped before start: processing- goes, submit- stays
+    assert _keys(s3, prefix="messages/") == {f"messages/submit-{COS_DS}"}
 
 
 def test_output_to_a_missing_bucket_is_25_before_and_during_delivery(s3, testdata, tmp_path):

@@ -200,9 +200,16 @@ def replaced_by_processing(dataset: str) -> tuple[str, ...]:
 class MessageBox(Protocol):
     """State messages (docs/interface.rst, State messages)."""
 
+    def lock(self, dataset: str) -> None:
+        """Take the dataset's lock on this output before anything is written there
+        (:class:`caldp.locks.Busy` if another run holds it)."""
+
     def start(self, dataset: str) -> None:
         """Write ``processing-<ds>``, then remove the messages it replaces
         (:func:`replaced_by_processing`)."""
+
+    def release(self, dataset: str) -> None:
+        """Give up the lock (after the final message, or a failure)."""
 
     def finish(self, dataset: str, ok: bool, lines: list[str]) -> str:
         """Write ``processed-<ds>.trigger`` or ``error-<ds>``, remove ``processing-<ds>``."""

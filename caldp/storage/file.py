@@ -16,6 +16,7 @@ import tarfile
 import uuid
 from pathlib import Path
 
+from caldp import locks
 from caldp.datasets import Dataset
 from caldp.errors import OutputError
 from caldp.storage import Delivered, DeliveryPlan, Uri, replaced_by_processing
@@ -84,6 +85,17 @@ class FileMessageBox:
 
     def __init__(self, root: Path):
         self.folder = root / "messages"
+        self._locks: dict[str, locks.Lock] = {}
+
+    def lock(self, dataset: str) -> None:
+        """Lock the dataset on this output (a hidden file beside its messages, which a
+        run must be able to write); :class:`caldp.locks.Busy` if another run holds it."""
+        root = self.folder.parent
+        path = self.folder / f".{dataset}.lock"
+        try:
+            self._locks[dataset] = locks.acquire(path, f"the output {root} for {dataset}")
+        except OSError as exc:
+            raise OutputError(f"output folder {root} is not writable: {exc}") from exc
 
     def start(self, dataset: str) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -108,6 +120,11 @@ class FileMessageBox:
         _write_atomic(self.folder / name, "".join(f"{line}\n" for line in [name, *lines]))
         (self.folder / f"processing-{dataset}").unlink(missing_ok=True)
         return str(self.folder / name)
+
+    def release(self, dataset: str) -> None:
+        lock = self._locks.pop(dataset, None)
+        if lock is not None:
+            lock.release()
 
 
 def _place(src: Path, dest: Path) -> None:
@@ -210,7 +227,13 @@ class FileOutput:
 
 
 class NullMessageBox:
+    def lock(self, dataset: str) -> None:
+        pass
+
     def start(self, dataset: str) -> None:
+        pass
+
+    def release(self, dataset: str) -> None:
         pass
 
     def finish(self, dataset: str, ok: bool, lines: list[str]) -> str:

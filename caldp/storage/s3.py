@@ -30,14 +30,17 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from caldp import locks
 from caldp.datasets import Dataset
 from caldp.errors import DownloadError, OutputError, is_memory_error
 from caldp.log import PROCESS_LOG
@@ -49,6 +52,7 @@ from caldp.storage.s3_client import (
     boto_errors,
     call_with_retries,
     describe_error,
+    error_code,
     is_final,
     join_key,
     make_client,
@@ -56,7 +60,7 @@ from caldp.storage.s3_client import (
     s3_url,
     split_location,
 )
-from caldp.storage.s3_upload import TarMember, put_bytes, upload_tarball
+from caldp.storage.s3_upload import TarMember, precondition_failed, put_bytes, upload_tarball
 
 log = logging.getLogger("caldp.s3")
 
@@ -189,6 +193,7 @@ class S3MessageBox:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self._client = client
+        self._held: dict[str, str] = {}  # dataset -> "locked" | "started"
 
     @property
     def client(self) -> Any:
@@ -216,12 +221,60 @@ class S3MessageBox:
             error=OutputError,
         )
 
+    def lock(self, dataset: str) -> None:
+        """Create ``processing-<ds>``, only if there is none: it is the dataset's lock on
+        this output, taken before anything is written under the output prefix.
+
+        An existing ``processing-<ds>`` means another run of the dataset is in progress:
+        :class:`caldp.locks.Busy` -- unless it was written by this same AWS Batch job
+        (``AWS_BATCH_JOB_ID``: an earlier attempt of the job that died), or by this run
+        (a retried PUT whose first attempt went through).  It names its writer.
+        """
+        name = f"processing-{dataset}"
+        key = join_key(self.prefix, name)
+        job = os.environ.get("AWS_BATCH_JOB_ID", "").strip()
+        body = f"run {uuid.uuid4().hex} {locks.holder()} batch job {job or '-'}\n"
+        try:
+            put_bytes(
+                self.client,
+                self.bucket,
+                key,
+                body.encode(),
+                content_type="text/plain",
+                only_new=True,
+            )
+        except OutputError as exc:
+            if not precondition_failed(exc):
+                raise
+            existing = read_object_text(self.client, self.bucket, key)
+            same_job = bool(job) and existing.strip().endswith(f" batch job {job}")
+            if existing != body and not same_job:
+                raise locks.Busy(
+                    f"{self.url(name)} exists: another run of {dataset} is in progress "
+                    f"({existing.strip() or 'writer unknown'}); this run is refused and "
+                    "changes nothing (if no other run is in progress, remove that message "
+                    "and run again)"
+                ) from exc
+            if same_job:
+                log.info("%s was written by an earlier attempt of this job", self.url(name))
+                self._put(name, body)
+        self._held[dataset] = "locked"
+        log.info("message %s", self.url(name))
+
     def start(self, dataset: str) -> None:
-        """Write ``processing-<ds>``, then remove the messages it replaces."""
-        self._put(f"processing-{dataset}", "")
-        log.info("message %s", self.url(f"processing-{dataset}"))
-        for name in replaced_by_processing(dataset):
-            self._delete(name)
+        """``processing-<ds>`` is there (:meth:`lock`): remove the messages it replaces."""
+        self._held[dataset] = "started"
+        for stale in replaced_by_processing(dataset):
+            self._delete(stale)
+
+    def release(self, dataset: str) -> None:
+        """``processing-<ds>`` goes with the final message; a run that stopped between
+        :meth:`lock` and :meth:`start` (its output check failed) removes it here."""
+        if self._held.pop(dataset, None) == "locked":
+            try:
+                self._delete(f"processing-{dataset}")
+            except OutputError as exc:
+                log.warning("%s", exc)
 
     def finish(self, dataset: str, ok: bool, lines: list[str]) -> str:
         """Write ``processed-<ds>.trigger`` (ok) or ``error-<ds>``, remove ``processing-<ds>``."""
@@ -421,6 +474,21 @@ def tar_members(plan: DeliveryPlan) -> list[TarMember]:
             seen.add(arcname)
             members.append(TarMember(path, arcname))
     return members
+
+
+def read_object_text(client: Any, bucket: str, key: str) -> str:
+    """A small object's text ("" if it went away meanwhile)."""
+
+    def get() -> str:
+        try:
+            data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except boto_errors() as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                return ""
+            raise
+        return data.decode("utf-8", errors="replace")
+
+    return call_with_retries(f"reading {s3_url(bucket, key)}", get, error=OutputError)
 
 
 def read_object_lines(bucket: str, key: str) -> list[str]:

@@ -33,6 +33,7 @@ from caldp.storage.s3_client import (
     RetryPolicy,
     boto_errors,
     call_with_retries,
+    error_code,
     retry_policy,
     s3_url,
 )
@@ -118,10 +119,16 @@ def put_bytes(
     policy: RetryPolicy | None = None,
     content_type: str = "binary/octet-stream",
     verify: bool = True,
+    only_new: bool = False,
 ) -> None:
-    """PUT a small object with MD5/SHA-256 checks, retried; raise OutputError if it fails."""
+    """PUT a small object with MD5/SHA-256 checks, retried; raise OutputError if it fails.
+
+    ``only_new``: create the object only if the key does not exist (``If-None-Match: *``);
+    an existing one fails at once with PreconditionFailed (:func:`precondition_failed`).
+    """
     md5 = hashlib.md5(data, usedforsecurity=False).digest()
     sha = hashlib.sha256(data).digest()
+    condition = {"IfNoneMatch": "*"} if only_new else {}
 
     def put() -> None:
         client.put_object(
@@ -131,6 +138,7 @@ def put_bytes(
             ContentMD5=_b64(md5),
             ChecksumSHA256=_b64(sha),
             ContentType=content_type,
+            **condition,
         )
         if verify:
             verify_object(client, bucket, key, len(data), _b64(sha), md5.hex())
@@ -142,6 +150,12 @@ def put_bytes(
         policy=policy,
         retry_on=(VerifyError,),
     )
+
+
+def precondition_failed(exc: BaseException) -> bool:
+    """Whether a :func:`put_bytes` failure is an ``only_new`` PUT of a key that exists."""
+    cause = exc.__cause__
+    return cause is not None and error_code(cause) in ("PreconditionFailed", "412")
 
 
 class MultipartSink:
