@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from caldp.config import PROFILES
 from caldp.exit_codes import ExitCode
 
@@ -49,3 +51,13 @@ def test_sources_cite_no_document_outside_the_project():
             if path.is_file() and path.suffix in ("", ".py", ".sh", ".json"):
                 text = path.read_text(errors="replace")
                 assert not re.search(r"CONTRACT sections? \d", text), path
+
+
+def test_documents_are_valid_restructuredtext():
+    docutils = pytest.importorskip("docutils.core")
+    for doc in (README, REFERENCE, ROOT / "CHANGES.rst"):
+        docutils.publish_doctree(
+            doc.read_text(),
+            source_path=str(doc),
+            settings_overrides={"halt_level": 2, "report_level": 5},
+        )
