@@ -16,7 +16,7 @@ from caldp.config import DEFAULT_PROFILE, PROFILES, ProfileError, get_profile
 from caldp.datasets import DatasetNameError, parse
 from caldp.exit_codes import ExitCode, explain, table
 from caldp.settings import SettingsError
-from caldp.storage import UriError, parse_input_uri, parse_output_uri
+from caldp.storage import SCHEMES, UriError, parse_input_uri, parse_output_uri
 from caldp.sysexit import SIMULATE_ENV, exit_receiver, simulated_code
 
 log = logging.getLogger("caldp.cli")
@@ -30,6 +30,12 @@ class Parser(argparse.ArgumentParser):
 
 class CommandLineError(Exception):
     pass
+
+
+def uri_forms(role: str) -> str:
+    """``file:DIR, s3://bucket/prefix or astroquery:`` for the schemes with ``role``."""
+    forms = [s.usage for s in SCHEMES.values() if getattr(s, role) is not None]
+    return ", ".join(forms[:-1]) + " or " + forms[-1]
 
 
 def build_parser() -> Parser:
@@ -48,13 +54,13 @@ def build_parser() -> Parser:
         "input_uri",
         nargs="?",
         default="file:.",
-        help="file:DIR, s3://bucket/prefix or astroquery: (default file:.)",
+        help=f"{uri_forms('inputs')} (default file:.)",
     )
     parser.add_argument(
         "output_uri",
         nargs="?",
         default="file:.",
-        help="file:DIR, s3://bucket/prefix or none (default file:.)",
+        help=f"{uri_forms('output')} (default file:.)",
     )
     parser.add_argument(
         "config",

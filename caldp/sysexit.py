@@ -103,7 +103,7 @@ def describe(exc: BaseException) -> str:
 def simulated_code() -> ExitCode | None:
     """The exit code ``CALDP_SIMULATE_ERROR`` asks for; None when it is unset or not a
     caldp code (such a value is ignored, as the earlier implementation did)."""
-    value = os.environ.get(SIMULATE_ENV, "").strip()
+    value = _simulation()
     if not value.isdigit() or int(value) not in ExitCode._value2member_map_:
         return None
     return ExitCode(int(value))
@@ -111,8 +111,13 @@ def simulated_code() -> ExitCode | None:
 
 def ignored_simulation() -> str | None:
     """A ``CALDP_SIMULATE_ERROR`` value that is set but is not a caldp code, to warn about."""
-    value = os.environ.get(SIMULATE_ENV, "").strip()
+    value = _simulation()
     return value if value and simulated_code() is None else None
+
+
+def _simulation() -> str:
+    """The one place that reads ``CALDP_SIMULATE_ERROR``."""
+    return os.environ.get(SIMULATE_ENV, "").strip()
 
 
 def simulated_error(step_code: int) -> BaseException | None:

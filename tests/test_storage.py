@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from caldp import storage
+from caldp.cli import build_parser
 from caldp.errors import DownloadError
 from caldp.exit_codes import ExitCode
 from caldp.storage import SCHEMES, Scheme, Uri, UriError, parse_input_uri, parse_output_uri
@@ -97,6 +98,7 @@ def test_a_registered_scheme_runs_through_the_whole_pipeline(pipeline_env, mem_s
     assert run("j8cb01u1q", "mem:visit", out) == 0
     assert messages(out) == ["processed-j8cb01u1q.trigger"]
     assert "j8cb01u1q_flt.fits" in tree(out / "data" / "acs" / "j8cb01u1q")
+    assert "mem:NAME" in build_parser().format_help()  # the help names it too
 
 
 def test_a_registered_schemes_fetch_failure_is_its_fetch_code(pipeline_env, mem_scheme):
