@@ -248,13 +248,16 @@ class Run:
         return [p for p in self.staged if p.name.endswith(".fits")]
 
     def stamp_headers(self) -> None:
+        """The version keywords in every FITS input, and RANDSEED=1 in the raws that get
+        it, with one opening of each file."""
         fits_files = self.fits_inputs()
-        headers.update_primary(fits_files, headers.version_values())
-        randseed = self.handler.randseed_suffixes
-        if randseed:
-            raws = files_with(fits_files, *randseed)
-            headers.update_primary(raws, {"RANDSEED": 1})
-            log.info("RANDSEED=1 set in %s", ", ".join(p.name for p in raws))
+        versions = headers.version_values()
+        raws = set(files_with(fits_files, *self.handler.randseed_suffixes))
+        others = [p for p in fits_files if p not in raws]
+        headers.update_primary(others, versions)
+        if raws:
+            headers.update_primary(sorted(raws), {**versions, "RANDSEED": 1})
+            log.info("RANDSEED=1 set in %s", ", ".join(p.name for p in sorted(raws)))
 
     def check_crds_cache(self) -> None:
         """The read-only profiles need their cache before the long work starts; the
