@@ -75,7 +75,7 @@ class TreeWatcher:
         return 0
 
     def _run(self) -> None:
-        while not self._stop.wait(0.02):
+        while not self._stop.wait(0.01):
             try:
                 pids = self._pids()
             except OSError:
@@ -96,7 +96,7 @@ def test_calcloud_sums_give_the_runs_wall_clock_and_peak(pipeline_env, aws_env, 
     files = synthetic.make_acs_association(src, ASN, members=4)
     tarball = make_tarball(pipeline_env, f"{ASN}.tar.gz", files)
     s3.put_object(Bucket=BUCKET, Key=f"inputs/{ASN}.tar.gz", Body=tarball.read_bytes())
-    env = dict(os.environ, CALDP_STANDIN_MEMORY=str(PROGRAM_MIB), CALDP_STANDIN_SLEEP="0.5")
+    env = dict(os.environ, CALDP_STANDIN_MEMORY=str(PROGRAM_MIB), CALDP_STANDIN_SLEEP="1")
     argv = [
         shutil.which("caldp-process", path=env["PATH"]) or "caldp-process",
         ASN,
