@@ -8,7 +8,7 @@ the two files together, so together they describe the run once:
   rest of the run from the process's start (interpreter start-up included)
   to the delivery of the logs;
 * max RSS: the run's peak is caldp's own peak or, while a calibration program
-  runs, the program's peak plus caldp's (:class:`PeakMemory`);
+  runs, the program's peak plus caldp's size (:class:`PeakMemory`);
   ``preview_metrics`` has how far the previews raised that peak,
   ``process_metrics`` the rest.
 
@@ -99,19 +99,30 @@ RSS_COUNTER_SLACK_KB = 1024  # the kernel's RSS counters of two processes may ea
 
 class PeakMemory:
     """The run's peak resident memory: caldp's own, or while a calibration program
-    ran, the program's peak plus caldp's peak so far (an upper bound of both at once)."""
+    ran, the program's peak plus caldp's size as the program ended (caldp only waits
+    then, so its size does not shrink; its earlier peaks are not added)."""
 
     def __init__(self) -> None:
         self.with_programs_kb = 0
 
     def program_done(self) -> None:
         """Call after each program exits (its peak is then in RUSAGE_CHILDREN)."""
-        me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        self.with_programs_kb = max(self.with_programs_kb, me + kids + RSS_COUNTER_SLACK_KB)
+        self.with_programs_kb = max(
+            self.with_programs_kb, resident_kb() + kids + RSS_COUNTER_SLACK_KB
+        )
 
     def peak_kb(self) -> int:
         return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, self.with_programs_kb)
+
+
+def resident_kb() -> int:
+    """This process's resident size now (its peak so far where ``/proc`` cannot tell)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def format_elapsed(seconds: float) -> str:
