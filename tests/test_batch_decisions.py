@@ -32,8 +32,11 @@ CONTRACT_CODES = {0, 1, 2, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33, 34, 40, 4
 LAST = len(DEFAULT_LADDER) - 1
 
 
+CALDP_ADDED_CODES = {29, 30}  # WORK_FOLDER_ERROR, DATASET_BUSY: numbers the contract leaves free
+
+
 def test_the_enum_is_the_contract_list():
-    assert {int(c) for c in ExitCode} == CONTRACT_CODES
+    assert {int(c) for c in ExitCode} == CONTRACT_CODES | CALDP_ADDED_CODES
 
 
 def test_default_ladder_is_calclouds():
@@ -179,7 +182,14 @@ def test_no_exit_code_and_no_known_reason_is_an_error():
     assert d.action is Action.FAILED and "Host EC2" in d.why
 
 
-@pytest.mark.parametrize("code", [3, 20, 29, 30, 35, 99, 127, 255])
+@pytest.mark.parametrize("code", sorted(CALDP_ADDED_CODES))
+def test_caldps_added_codes_are_final_failures(code):
+    d = decide(Outcome(code), 0, 4, 0)
+    assert (d.action, d.exit_code) == (Action.FAILED, code)
+    assert d.name == ExitCode(code).name
+
+
+@pytest.mark.parametrize("code", [3, 20, 35, 99, 127, 255])
 def test_codes_outside_the_contract_are_errors(code):
     d = decide(Outcome(code), 0, 4, 0)
     assert (d.action, d.exit_code) == (Action.FAILED, code)
