@@ -9,6 +9,15 @@ from pathlib import Path
 from caldp import metrics
 
 
+def test_own_peak_is_not_the_parents_memory():
+    """A process started by a large one reports its own peak, not its parent's."""
+    held = b"\1" * (256 * 2**20)  # written, so resident
+    code = "from caldp import metrics; print(metrics.PeakMemory().peak_kb())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    del held
+    assert 0 < int(out.stdout) < 128 * 1024, out.stdout
+
+
 def test_gnu_time_layout_read_by_line_index():
     start = metrics.Usage.now()
     # a child that touches ~150 MB: max RSS must include children
