@@ -33,6 +33,17 @@ ASN = "j8cb01010"
 PROGRAM_MIB = 300  # what each stand-in program holds while it runs
 
 
+WALL_CLOCK_SLACK = 0.2  # seconds, on an idle machine
+
+
+def wall_clock_slack() -> float:
+    """How far apart the metrics' wall clocks and one seen from outside may be: 0.2 s
+    on an idle machine, stretched as much as a busy one stretches everything (the
+    interpreter's start and exit, which the outside clock also sees)."""
+    busy = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return WALL_CLOCK_SLACK * max(1.0, busy)
+
+
 def calcloud_figures(text: str) -> tuple[float, int, str]:
     """Wall seconds, max RSS kB and exit status by CALCLOUD's rule (lines 4, 9, last)."""
     lines = text.splitlines()
@@ -122,7 +133,7 @@ def test_calcloud_sums_give_the_runs_wall_clock_and_peak(pipeline_env, aws_env, 
     wall_sum = sum(seconds for seconds, _, _ in figures.values())
     kb_sum = sum(kb for _, kb, _ in figures.values())
     assert figures["preview_metrics.txt"][0] > 0  # the previews have their own share
-    assert abs(wall_sum - wall) <= 0.2, (figures, wall)
+    assert abs(wall_sum - wall) <= wall_clock_slack(), (figures, wall)
     # The programs' memory counts once, as in a real peak, and caldp's own beside it.
     assert kb_sum >= peak_kb > PROGRAM_MIB * 1024, (figures, peak_kb)
     assert kb_sum <= 1.1 * peak_kb, (figures, peak_kb)
