@@ -1,5 +1,6 @@
 """The real hstcal programs, wherever they are on PATH (the Docker image)."""
 
+import ast
 import re
 import shutil
 
@@ -35,6 +36,60 @@ def test_real_calacs_on_real_acs_raw(tmp_path, monkeypatch, testdata, crds_cache
     assert run("j8bt05njq", src, tmp_path / "out") == 23
     log = (tmp_path / "out/data/acs/j8bt05njq/logs/process.txt").read_text()
     assert "calacs.e exited 2" in log
+
+
+SWITCHES = ("DQICORR", "BIASCORR", "BLEVCORR", "DARKCORR", "FLATCORR", "PHOTCORR")
+
+
+def test_real_calacs_calibrates_real_acs_raw_with_synthetic_references(
+    tmp_path, monkeypatch, testdata, crds_cache
+):
+    need("calacs.e")
+    need("runastrodriz")
+    from astropy.io import fits
+    from crds.bestrefs import assign_bestrefs
+
+    from tests.synthetic_references import make_acs_references
+
+    cache = tmp_path / "crds_cache"  # the test cache, plus the references made here
+    shutil.copytree(crds_cache, cache)
+    for path in [cache, *cache.rglob("*")]:  # the test data is read-only
+        path.chmod(path.stat().st_mode | 0o200)
+    for name, value in (("CRDS_PATH", cache), ("CRDS_READONLY_CACHE", "1")):
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.setenv("CRDS_SERVER_URL", "https://hst-serverless-mode.stsci.edu")
+    monkeypatch.setenv("CALDP_HOME", str(tmp_path))
+    src = tmp_path / "src"
+    src.mkdir()
+    raw = src / "j8bt05njq_raw.fits"
+    shutil.copy(testdata / "acs" / "j8bt05njq_raw.fits", raw)
+    raw.chmod(0o644)
+    # the names CRDS assigns, from the cache's operational context
+    context = ast.literal_eval((cache / "config/hst/server_config").read_text())
+    named = tmp_path / "named" / raw.name
+    named.parent.mkdir()
+    shutil.copy(raw, named)
+    assert assign_bestrefs([str(named)], context=context["operational_context"],
+                           sync_references=False) == 0  # fmt: skip
+    made = make_acs_references(named, cache / "references" / "hst")
+    with fits.open(named) as assigned, fits.open(raw, mode="update") as hdul:
+        for key in ("SATUFILE", "PCTECORR"):
+            hdul[0].header[key] = assigned[0].header[key]
+        # drizzling needs the distortion files and astrometric catalogs, not here:
+        # stage 2 (runastrodriz) keeps to its bookkeeping
+        hdul[0].header["DRIZCORR"] = "OMIT"
+    print(f"{len(made)} synthetic reference files: {', '.join(p.name for p in made)}")
+
+    assert run("j8bt05njq", src, tmp_path / "out") == 0
+    base = tmp_path / "out/data/acs/j8bt05njq"
+    log = (base / "logs/process.txt").read_text()
+    assert "calacs.e" in log and "runastrodriz" in log
+    flt = base / "j8bt05njq_flt.fits"
+    assert flt.is_file(), sorted(p.name for p in base.iterdir())
+    header = fits.getheader(flt)
+    assert {k: header[k] for k in SWITCHES} == dict.fromkeys(SWITCHES, "COMPLETE")
+    assert fits.getdata(flt, "SCI").shape == (1024, 1024)  # overscan trimmed
+    assert (tmp_path / "out/messages/processed-j8bt05njq.trigger").is_file()
 
 
 def test_real_cs0_on_real_stis_acquisition(tmp_path, monkeypatch, testdata, crds_cache):
