@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from caldp.sample import DATASET
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
 IMAGE = os.environ.get("CALDP_TEST_IMAGE", "")
@@ -135,9 +137,9 @@ def test_readme_quick_start_in_the_image(tmp_path):
         "bash", "-c", quick_start_run(),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    trigger = work / "sample/outputs/messages/processed-lsampl01q.trigger"
+    trigger = work / f"sample/outputs/messages/processed-{DATASET}.trigger"
     assert trigger.is_file()
-    products = list((work / "sample/outputs/data/cos/lsampl01q").iterdir())
+    products = list((work / f"sample/outputs/data/cos/{DATASET}").iterdir())
     assert products, "no products delivered"
     print(f"quick start in the image: {len(products)} products delivered")
 
@@ -168,14 +170,14 @@ def test_readme_docker_run_example_as_root(tmp_path):
     work = owned_folder(tmp_path, "work")
     result = _readme_docker_run(work, [])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (work / "sample/outputs/messages/processed-lsampl01q.trigger").is_file()
+    assert (work / f"sample/outputs/messages/processed-{DATASET}.trigger").is_file()
 
 
 def test_readme_docker_run_example_as_a_uid_in_no_passwd_file(open_tmp):
     work = owned_folder(open_tmp, "work")
     result = _readme_docker_run(work, as_stranger(work))
     assert result.returncode == 0, result.stderr[-3000:]
-    trigger = work / "sample/outputs/messages/processed-lsampl01q.trigger"
+    trigger = work / f"sample/outputs/messages/processed-{DATASET}.trigger"
     assert trigger.is_file() and trigger.stat().st_uid == STRANGER
 
 
@@ -199,12 +201,12 @@ def test_run_pipeline_and_caldp_sh(open_tmp, who):
     env = _script_env(work)
     make_sample(work)
     run = subprocess.run(  # noqa: S603
-        [*prefix, str(SCRIPTS / "caldp-docker-run-pipeline"), "lsampl01q",
+        [*prefix, str(SCRIPTS / "caldp-docker-run-pipeline"), DATASET,
          "file:sample/inputs", "file:sample/outputs", "caldp-config-local"],
         cwd=work, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    trigger = work / "sample/outputs/messages/processed-lsampl01q.trigger"
+    trigger = work / f"sample/outputs/messages/processed-{DATASET}.trigger"
     assert trigger.is_file() and trigger.stat().st_uid == uid
     shell = subprocess.run(  # noqa: S603
         [*prefix, str(SCRIPTS / "caldp-sh"), "-c",

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,25 +21,19 @@ import pytest
 from caldp.batch import aws
 from caldp.batch.decisions import DEFAULT_LADDER
 from caldp.exit_codes import ExitCode
-from tests.conftest import FAKE_AWS
-from tests.test_batch_aws import substitute
+from caldp.sample import CONTEXT, DATASET
+from tests.conftest import FAKE_AWS, _free_port, _wait_for
+from tests.test_batch_aws import QUEUES, make_queues, substitute
 from tests.test_pipeline_s3 import CRDS_BUCKET, mirror_crds_with_references
 
 IMAGE = os.environ.get("CALDP_TEST_IMAGE", "")
 BUCKET = "caldp-batch-e2e"
-DATASET = "lsampl01q"
 
 pytestmark = [
     pytest.mark.image,
     pytest.mark.skipif(not IMAGE, reason="CALDP_TEST_IMAGE is not set (a built caldp image)"),
 ]
 boto3 = pytest.importorskip("boto3")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +51,7 @@ def batch_moto(tmp_path_factory):
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/moto-api/", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        _wait_for(url)
         yield url
     finally:
         proc.terminate()
@@ -89,26 +73,10 @@ def aws_world(batch_moto, tmp_path_factory):
     cache = sample / "crds_cache"
     references = {p.name: p.read_bytes() for p in (cache / "references/hst").iterdir()}
     mirror_crds_with_references(s3, cache, references)
-    s3.put_object(Bucket=BUCKET, Key="crds_env_vars/hst_0001.pmap", Body=b"")
+    s3.put_object(Bucket=BUCKET, Key=f"crds_env_vars/{CONTEXT}", Body=b"")
 
     client = boto3.client("batch")
-    iam = boto3.client("iam")
-    role = iam.create_role(RoleName="caldp-batch-e2e", AssumeRolePolicyDocument="{}")
-    compute = client.create_compute_environment(
-        computeEnvironmentName="caldp-e2e",
-        type="UNMANAGED",
-        state="ENABLED",
-        serviceRole=role["Role"]["Arn"],
-    )
-    for priority, name in enumerate(aws.default_queues("caldp", DEFAULT_LADDER), 1):
-        client.create_job_queue(
-            jobQueueName=name,
-            state="ENABLED",
-            priority=priority,
-            computeEnvironmentOrder=[
-                {"order": 1, "computeEnvironment": compute["computeEnvironmentArn"]}
-            ],
-        )
+    make_queues(client)
     # The project's job definition with the image.  On AWS the job's role gives the
     # credentials; here the definition carries moto's (fake) ones and its endpoint.
     job_env = {"CRDSBUCKET": f"s3://{CRDS_BUCKET}", "AWSYSVER": "e2e"}
@@ -171,7 +139,7 @@ def test_a_dataset_runs_in_the_image_and_delivers_to_s3(aws_world):
     for key in outputs:
         modified = s3.head_object(Bucket=BUCKET, Key=key)["LastModified"]
         assert modified <= trigger["LastModified"], key
-    jobs = client.list_jobs(jobQueue="caldp-2g", jobStatus="SUCCEEDED")["jobSummaryList"]
+    jobs = client.list_jobs(jobQueue=QUEUES[0], jobStatus="SUCCEEDED")["jobSummaryList"]
     (job,) = client.describe_jobs(jobs=[jobs[0]["jobId"]])["jobs"]
     # (moto's DescribeJobs shows the definition's command; the container got it substituted)
     assert substitute(job["container"]["command"], job["parameters"]) == [
@@ -184,8 +152,7 @@ def test_a_memory_code_climbs_the_ladder(aws_world):
     s3, client = aws_world
     proc = caldp_batch("--job-definition", "caldp-oom", DATASET)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    queues = aws.default_queues("caldp", DEFAULT_LADDER)
-    for queue in queues:
+    for queue in QUEUES:
         failed = client.list_jobs(jobQueue=queue, jobStatus="FAILED")["jobSummaryList"]
         failed = [j for j in failed if DATASET in j["jobName"]]
         assert len(failed) == 1, queue
@@ -204,6 +171,5 @@ def test_a_terminal_code_ends_in_error(aws_world):
     code = int(re.search(rf"^{missing}\s+(\d+)", line).group(1))
     assert code not in (0, 31, 32, 33, 34), line
     assert f"messages/error-{missing}" in keys(s3, "messages/")
-    queues = aws.default_queues("caldp", DEFAULT_LADDER)
-    failed = client.list_jobs(jobQueue=queues[1], jobStatus="FAILED")["jobSummaryList"]
+    failed = client.list_jobs(jobQueue=QUEUES[1], jobStatus="FAILED")["jobSummaryList"]
     assert not [j for j in failed if missing in j["jobName"]], "retried on a rung up"
