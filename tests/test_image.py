@@ -208,6 +208,13 @@ def test_run_pipeline_and_caldp_sh(open_tmp, who):
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     trigger = work / f"sample/outputs/messages/processed-{DATASET}.trigger"
     assert trigger.is_file() and trigger.stat().st_uid == uid
+    # the README's example of docker options before "--"
+    example = readme_block("caldp-docker-run-container --network=none --").split()
+    listed = subprocess.run(  # noqa: S603
+        [*prefix, str(SCRIPTS / example[0]), *example[1:]],
+        cwd=work, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert listed.returncode == 0 and "calacs.e" in listed.stdout, listed.stderr
     shell = subprocess.run(  # noqa: S603
         [*prefix, str(SCRIPTS / "caldp-sh"), "-c",
          'id -u; touch "$HOME/written" && caldp-process --version | head -n 1'],
