@@ -352,7 +352,7 @@ def test_caldp_test(sh):
         "--volume",
         f"{REPO}:{src}:ro",
         "--volume",
-        f"{testdata}:/home/developer/caldp-testdata:ro",
+        f"{testdata}:/home/developer/caldp-testdata.ro:ro",
         "--env",
         "CALDP_TESTDATA=/home/developer/caldp-testdata",
     ]
@@ -373,17 +373,19 @@ def test_caldp_test(sh):
     src.mkdir()
     subprocess.run(  # noqa: S603
         [BASH, "-c", script, str(src), *positional[1:]],
-        env={**sh.env, "FAKE_PYTHON_LOG": str(log)},
+        env={**sh.env, "FAKE_PYTHON_LOG": str(log), "TMPDIR": str(sh.tmp)},
         cwd=sh.cwd,
         check=True,
     )
-    requirements, constraints, _, tools, pip, tests = (
+    requirements, constraints, venv, pth, tools, pip, tests = (
         line.split("\x1f") for line in log.read_text().splitlines()
     )
+    # a virtual environment (--user is refused in one) seeing the image's packages
+    assert venv[1:] == ["-m", "venv", "--without-pip", f"{sh.tmp}/caldp-test"]
+    assert pth[-2:] == [f"{sh.tmp}/caldp-test", f"{sh.tmp}/caldp-test-path"]
     assert requirements[-1] == f"{src}/pyproject.toml"
     assert constraints[1:] == [f"{src}/docker/added-constraints.py", f"{src}/constraints.txt"]
-    # not --user (refused in a virtual environment), not --target (reinstalls everything)
-    assert pip[1:6] == ["-m", "pip", "install", "--prefix", "/tmp/caldp-test"]
+    assert pip[1:4] == ["-m", "pip", "install"] and "--prefix" not in pip
     assert tools == [*pip, "--ignore-installed", "--no-deps"]  # the tools themselves first
     assert tests == [
         str(src), "-P", "-m", "pytest", "-p", "no:cacheprovider", "--import-mode=append", "-k", "batch",
@@ -393,7 +395,8 @@ def test_caldp_test(sh):
 def test_caldp_test_without_testdata(sh):
     assert sh.run("caldp-test").returncode == 0
     (call,) = sh.calls
-    assert not any("CALDP_TESTDATA" in arg or "testdata" in arg for arg in call[:13])
+    options = call[: call.index(IMAGE)]
+    assert not any("CALDP_TESTDATA" in arg or "testdata" in arg for arg in options)
 
 
 def source_and_dump(script: Path, env: dict[str, str]) -> dict[str, str]:
