@@ -85,7 +85,7 @@ def open_tmp():
 
 
 def test_version_lists_the_hstcal_programs():
-    result = in_image("caldp-process", "--version")
+    result = in_image("caldp-process", "--version", "--programs")
     assert result.returncode == 0, result.stderr
     print(result.stdout)
     for program in HSTCAL:
