@@ -156,7 +156,7 @@ def _main(argv: Sequence[str] | None) -> int:
         input_uri = parse_input_uri(args.input_uri)
         output_uri = parse_output_uri(args.output_uri)
         profile = get_profile(args.config)
-        settings.check()
+        environment = settings.Settings.read()
     except (CommandLineError, DatasetNameError, UriError, ProfileError, SettingsError) as exc:
         log.error("%s", exc)
         return ExitCode.CMDLINE_ERROR
@@ -165,7 +165,13 @@ def _main(argv: Sequence[str] | None) -> int:
 
     command = shlex.join(["caldp-process", *args_list])
     request = Request(
-        dataset, input_uri, output_uri, profile, command, from_process_start=argv is None
+        dataset,
+        input_uri,
+        output_uri,
+        profile,
+        command,
+        from_process_start=argv is None,
+        settings=environment,
     )
     # run as the program (no argv given): it exits right after, SIGTERM stays ignored
     return int(process(request, exiting=argv is None))

@@ -41,9 +41,9 @@ class FoldersError(ValueError):
     """Input, output and working folders that overlap (a command-line error, exit 2)."""
 
 
-def work_dir(dataset: Dataset) -> Path:
-    """``$CALDP_HOME/caldp-work/<ds>`` (``$CALDP_HOME`` defaults to the current folder)."""
-    base = Path(os.environ.get("CALDP_HOME") or os.getcwd()).expanduser()
+def work_dir(dataset: Dataset, home: str = "") -> Path:
+    """``HOME/caldp-work/<ds>``: ``home`` is ``$CALDP_HOME``, by default the current folder."""
+    base = Path(home or os.getcwd()).expanduser()
     return base / "caldp-work" / dataset.name
 
 

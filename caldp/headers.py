@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,8 +19,7 @@ class HeaderError(InputError):
     """A FITS input could not be read or updated."""
 
 
-def version_values(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = os.environ if env is None else env
+def version_values(env: Mapping[str, str]) -> dict[str, str]:
     values = {}
     for key in VERSION_KEYWORDS:
         value = (env.get(key) or "UNDEFINED").strip() or "UNDEFINED"

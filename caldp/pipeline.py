@@ -15,7 +15,6 @@ import contextlib
 import functools
 import importlib
 import logging
-import os
 import shlex
 import shutil
 import signal
@@ -45,6 +44,7 @@ from caldp.datasets import Dataset
 from caldp.errors import OutputError, PreviewsError, ProgramFailed, Terminated
 from caldp.exit_codes import ExitCode
 from caldp.instruments import Handler, Stage, files_with, handler_for
+from caldp.settings import Settings
 from caldp.storage import SCHEMES, DeliveryPlan, Output, Uri, input_backend, open_output
 from caldp.sysexit import (
     SIMULATE_ENV,
@@ -70,6 +70,7 @@ class Request:
     profile: Profile
     command: str  # the command line, for the metrics files
     from_process_start: bool = False  # the process is this run: its metrics start with it
+    settings: Settings = field(default_factory=Settings.read)  # the environment, read once
 
 
 class Sigterm:
@@ -136,6 +137,7 @@ class Run:
     handler: Handler
     work_dir: Path
     output: Output
+    settings: Settings  # the request's, with the profile's defaults added
     times: metrics.StepTimes = field(default_factory=metrics.StepTimes)
     staged: list[Path] = field(default_factory=list)
     env_file: Path | None = None
@@ -251,7 +253,7 @@ class Run:
         """The version keywords in every FITS input, and RANDSEED=1 in the raws that get
         it, with one opening of each file."""
         fits_files = self.fits_inputs()
-        versions = headers.version_values()
+        versions = headers.version_values(self.settings.environ)
         raws = set(files_with(fits_files, *self.handler.randseed_suffixes))
         others = [p for p in fits_files if p not in raws]
         headers.update_primary(others, versions)
@@ -265,22 +267,27 @@ class Run:
         profile = self.request.profile
         if profile.sync_references or profile.references_from_s3 or not self.handler.run_bestrefs:
             return
-        value = os.environ["CRDS_PATH"]
-        from_profile = profile.defaults_for(os.environ).get("CRDS_PATH") == value
+        value = self.settings.get("CRDS_PATH")
+        from_profile = profile.defaults_for(self.settings.environ).get("CRDS_PATH") == value
         origin = f"the default of {profile.name}" if from_profile else "set in the environment"
         bestrefs.check_cache(Path(value).expanduser(), origin)
 
     def assign_references(self) -> None:
         """Best references into the headers, the files in the cache, and the folders
-        (``jref``, ...) where the programs find them."""
-        crds_path = Path(os.environ["CRDS_PATH"]).expanduser()
+        (``jref``, ...) where the programs find them.  CRDS sees the profile's
+        values in ``os.environ`` meanwhile."""
+        with self.settings.exported():
+            self._assign_references()
+
+    def _assign_references(self) -> None:
+        crds_path = Path(self.settings.get("CRDS_PATH")).expanduser()
         if not self.handler.run_bestrefs:
             log.info("no bestrefs for %s: its inputs are already calibrated", self.handler.title)
             self.use_references(bestrefs.referenced_files(self.fits_inputs()), crds_path)
             return
         profile = self.request.profile
         targets = files_with(self.staged, *self.handler.bestrefs_suffixes)
-        crds_bucket = os.environ.get("CRDSBUCKET", "") if profile.references_from_s3 else ""
+        crds_bucket = self.settings.get("CRDSBUCKET") if profile.references_from_s3 else ""
         pinned = None
         if profile.references_from_s3:
             from caldp import crds_s3
@@ -289,7 +296,7 @@ class Run:
                 raise bestrefs.BestrefsError(f"CRDSBUCKET is not set (profile {profile.name})")
             crds_s3.prepare_config(crds_bucket, crds_path)
             pinned = crds_s3.pinned_context_of(self.request.output_uri, self.request.input_uri)
-        context = bestrefs.choose_context(crds_path, os.environ, pinned)
+        context = bestrefs.choose_context(crds_path, self.settings.environ, pinned)
         if crds_bucket:
             crds_s3.prepare_rules(crds_bucket, crds_path, context, bestrefs.instruments(targets))
         crds_handler = caldp_log.attach_file(self.logs_dir / caldp_log.PROCESS_LOG, "CRDS")
@@ -327,7 +334,9 @@ class Run:
         argv = stage.argv(self.dataset, self.staged)
         if stage is self.handler.stages[0] and self.expects_previews():
             import_in_background(*preview_modules(self.handler))
-        result = runner.run(argv, cwd=self.work_dir, extra_env=self.program_env, logger=log)
+        result = runner.run(
+            argv, cwd=self.work_dir, env=self.settings.child_environ(self.program_env), logger=log
+        )
         self.peak.program_done()
         if result.returncode in stage.ok_returncodes:
             if result.returncode != 0:
@@ -540,12 +549,14 @@ def _process(request: Request, sigterm: Sigterm) -> ExitCode:
     process_start = (
         metrics.Usage.at_process_start() if request.from_process_start else metrics.Usage.now()
     )
-    applied = apply_profile(request.profile, os.environ)
+    environ = dict(request.settings.environ)
+    applied = apply_profile(request.profile, environ)
+    settings = request.settings.adding(applied)
     heavy = ["astropy.io.fits"] + (
         ["crds.bestrefs"] if handler_for(request.dataset).run_bestrefs else []
     )
     import_in_background(*heavy)
-    work = folders.work_dir(request.dataset)
+    work = folders.work_dir(request.dataset, settings.get("CALDP_HOME"))
     work_lock: locks.Lock | None = None
     problem: OSError | None = None
     try:
@@ -573,7 +584,7 @@ def _process(request: Request, sigterm: Sigterm) -> ExitCode:
             code = classify(exc, ExitCode.WORK_FOLDER_ERROR)
             return ExitCode.TERMINATED if sigterm.commit() else code
     try:
-        return _run(request, sigterm, work, problem, process_start, applied)
+        return _run(request, settings, sigterm, work, problem, process_start)
     finally:
         if work_lock is not None:
             work_lock.release()
@@ -583,11 +594,11 @@ def _process(request: Request, sigterm: Sigterm) -> ExitCode:
 
 def _run(
     request: Request,
+    settings: Settings,
     sigterm: Sigterm,
     work: Path,
     work_problem: OSError | None,
     process_start: metrics.Usage,
-    applied: dict[str, str],
 ) -> ExitCode:
     """The run in its working folder ``work``, its lock held."""
     file_handler = caldp_log.attach_file(work / "logs" / caldp_log.PROCESS_LOG)
@@ -604,14 +615,14 @@ def _run(
             request.output_uri,
             request.profile.name,
         )
-        for key, value in sorted(applied.items()):
+        for key, value in sorted(settings.added.items()):
             log.info("profile sets %s=%s", key, value)
         ignored = ignored_simulation()
         if ignored:
             log.warning("%s=%r is not a caldp exit code: ignored", SIMULATE_ENV, ignored)
         log.info("working folder %s", work)
         output = open_output(request.output_uri)
-        run = Run(request, handler_for(request.dataset), work, output, sigterm=sigterm)
+        run = Run(request, handler_for(request.dataset), work, output, settings, sigterm=sigterm)
         run.work_problem = work_problem
         try:
             with sigterm.interrupts():
@@ -642,7 +653,7 @@ def _run(
         keep = (
             code != ExitCode.SUCCESS
             or request.output_uri.scheme == "none"
-            or bool(os.environ.get("CALDP_KEEP_WORK"))
+            or bool(settings.get("CALDP_KEEP_WORK"))
         )
         kept = f"; the full log is kept in {work / 'logs' / 'process.txt'}" if keep else ""
         log.info("caldp-process %s exit %d %s%s", request.dataset.name, code.value, code.name, kept)

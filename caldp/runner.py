@@ -171,15 +171,13 @@ def run(
     argv: Sequence[str],
     *,
     cwd: Path,
-    extra_env: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
     logger: logging.Logger | None = None,
 ) -> ProgramResult:
-    """Run ``argv`` in ``cwd``, logging its merged output line by line."""
+    """Run ``argv`` in ``cwd`` with the environment ``env`` (this process's when not
+    given), logging its merged output line by line."""
     out = logger or log
     argv = [str(a) for a in argv]
-    env = dict(os.environ)
-    if extra_env:
-        env.update(extra_env)
     out.info("running: %s  (in %s)", " ".join(argv), cwd)
     output = Output(Path(argv[0]).name, out)
     start = time.monotonic()

@@ -1,16 +1,25 @@
-"""The numbers caldp takes from the environment: one table, one rule.
+"""The environment, read once: :class:`Settings`, and the numbers in it by one rule.
 
-Each variable has a default and a range; a value that is not a number of the
+``caldp-process`` reads the environment once at its start into a frozen
+:class:`Settings` (:meth:`Settings.read`), which is passed down with the run;
+the profile's defaults are added to that copy, never to the process's own
+environment.  The calibration programs get their environment built from it,
+and CRDS, which reads ``os.environ`` itself, sees the profile's values only
+while it runs (:meth:`Settings.exported`).
+
+Each number has a default and a range; a value that is not a number of the
 right kind, or is out of range, is refused naming the variable.
-``caldp-process`` checks them all before any work (:func:`check`, exit 2), and
-every part reads its value with :func:`number`.
+:meth:`Settings.read` checks them all before any work (exit 2), and every part
+reads its value with :func:`number`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 
 class SettingsError(ValueError):
@@ -72,3 +81,57 @@ def check(environ: Mapping[str, str] | None = None) -> None:
     """Raise :class:`SettingsError` for the first unusable variable."""
     for name in NUMBERS:
         number(name, environ)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The environment caldp-process runs with, checked: read once, never changed.
+
+    ``added`` are the values put in on top of the process's environment (a
+    profile's defaults), which only the programs and CRDS are given.
+    """
+
+    environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    added: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The environment (``os.environ`` when not given), its numbers checked:
+        :class:`SettingsError` for the first unusable one."""
+        values = dict(os.environ if environ is None else environ)
+        check(values)
+        return cls(MappingProxyType(values))
+
+    def get(self, name: str, default: str = "") -> str:
+        return self.environ.get(name, default)
+
+    def number(self, name: str) -> int | float:
+        return number(name, self.environ)
+
+    def adding(self, values: Mapping[str, str]) -> Settings:
+        """These settings with ``values`` on top (checked, as :meth:`read` does)."""
+        environ = {**self.environ, **values}
+        check(environ)
+        added = {**self.added, **values}
+        return Settings(MappingProxyType(environ), MappingProxyType(added))
+
+    def child_environ(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of a program caldp runs: these settings and ``extra``."""
+        return {**self.environ, **(extra or {})}
+
+    @contextmanager
+    def exported(self) -> Iterator[None]:
+        """The added values in ``os.environ`` for the block, as they were after it.
+
+        For CRDS, which reads its settings (``CRDS_PATH``, ``CRDS_SERVER_URL``,
+        ``CRDS_READONLY_CACHE``, ...) from ``os.environ`` itself."""
+        saved = {name: os.environ.get(name) for name in self.added}
+        os.environ.update(self.added)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

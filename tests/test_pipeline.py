@@ -229,6 +229,21 @@ def test_env_file_reaches_programs_and_is_delivered(pipeline_env, monkeypatch):
     assert "sets PATH, which caldp does not allow" in log and "line 3 is not KEY=VALUE" in log
 
 
+def test_profile_defaults_reach_programs_not_this_process(pipeline_env, monkeypatch):
+    tmp = pipeline_env
+    src = tmp / "src"
+    synthetic.make_dataset(src, "j8cb01u1q")
+    monkeypatch.delenv("CRDS_READONLY_CACHE")  # caldp-config-local's default: "1"
+    monkeypatch.setenv("CALDP_STANDIN_RECORD_VARS", "CRDS_READONLY_CACHE")
+    before = dict(os.environ)
+    assert run("j8cb01u1q", src, tmp / "out") == 0
+    for r in records(tmp):
+        assert r["env"]["CRDS_READONLY_CACHE"] == "1"
+    assert dict(os.environ) == before
+    log = (tmp / "out/data/acs/j8cb01u1q/logs/process.txt").read_text()
+    assert "profile sets CRDS_READONLY_CACHE=1" in log
+
+
 def test_bad_bytes_in_program_output_are_harmless(pipeline_env, monkeypatch):
     tmp = pipeline_env
     synthetic.make_dataset(tmp / "src", "j8cb01u1q")

@@ -48,13 +48,15 @@ def test_enomem_detected(tmp_path):
     assert result.enomem
 
 
-def test_extra_env_passed_explicitly(tmp_path):
+def test_env_passed_explicitly(tmp_path, monkeypatch):
+    monkeypatch.setenv("X_PARENT", "parent")
     result = runner.run(
-        py("import os; print(os.environ['jref'], os.environ['X_CAL'])"),
+        py("import os; print(os.environ['jref'], os.environ['X_CAL'], 'X_PARENT' in os.environ)"),
         cwd=tmp_path,
-        extra_env={"jref": "/refs/", "X_CAL": "on"},
+        env={"PATH": os.environ["PATH"], "jref": "/refs/", "X_CAL": "on"},
     )
-    assert result.tail == ["/refs/ on"]
+    assert result.tail == ["/refs/ on False"]
+    assert "jref" not in os.environ
 
 
 def test_tail_is_bounded(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from caldp import settings
@@ -58,3 +60,32 @@ def test_caldp_process_refuses_them_with_exit_2(pipeline_env, monkeypatch, caplo
     assert run("j8cb01u1q", pipeline_env, out) == ExitCode.CMDLINE_ERROR
     assert name in caplog.text
     assert not out.exists()  # nothing started
+
+
+def test_settings_are_read_once_and_frozen(monkeypatch):
+    monkeypatch.setenv("CALDP_S3_THREADS", "6")
+    read = settings.Settings.read()
+    monkeypatch.setenv("CALDP_S3_THREADS", "8")
+    assert read.number("CALDP_S3_THREADS") == 6
+    with pytest.raises(TypeError):
+        read.environ["CALDP_S3_THREADS"] = "9"  # type: ignore[index]
+    with pytest.raises(SettingsError, match="CALDP_S3_THREADS"):
+        settings.Settings.read({"CALDP_S3_THREADS": "many"})
+
+
+def test_added_values_reach_children_and_crds_only(monkeypatch):
+    monkeypatch.delenv("CALDP_TEST_ADDED", raising=False)
+    monkeypatch.setenv("CALDP_TEST_KEPT", "user")
+    base = settings.Settings.read()
+    added = base.adding({"CALDP_TEST_ADDED": "profile", "CALDP_TEST_KEPT": "profile"})
+    assert base.get("CALDP_TEST_ADDED") == ""  # the original is unchanged
+    assert added.child_environ({"jref": "/refs/"})["CALDP_TEST_ADDED"] == "profile"
+    assert added.child_environ({"jref": "/refs/"})["jref"] == "/refs/"
+    assert "CALDP_TEST_ADDED" not in os.environ
+    with added.exported():
+        assert os.environ["CALDP_TEST_ADDED"] == "profile"
+        assert os.environ["CALDP_TEST_KEPT"] == "profile"
+    assert "CALDP_TEST_ADDED" not in os.environ
+    assert os.environ["CALDP_TEST_KEPT"] == "user"
+    with pytest.raises(SettingsError, match="CALDP_S3_RETRIES"):
+        base.adding({"CALDP_S3_RETRIES": "0"})
