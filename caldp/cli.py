@@ -17,7 +17,7 @@ from caldp.datasets import DatasetNameError, parse
 from caldp.exit_codes import ExitCode, explain, table
 from caldp.settings import SettingsError
 from caldp.storage import SCHEMES, UriError, parse_input_uri, parse_output_uri
-from caldp.sysexit import SIMULATE_ENV, exit_receiver, simulated_code
+from caldp.sysexit import SIMULATE_ENV, exit_receiver, simulated_code, simulation
 
 log = logging.getLogger("caldp.cli")
 
@@ -150,13 +150,13 @@ def _main(argv: Sequence[str] | None) -> int:
         return ExitCode.CMDLINE_ERROR
     caldp_log.setup_console(logging.DEBUG if args.verbose else logging.INFO)
     try:
-        if simulated_code() == ExitCode.CMDLINE_ERROR:
+        environment = settings.Settings.read()
+        if simulated_code(simulation(environment.environ)) == ExitCode.CMDLINE_ERROR:
             raise CommandLineError(f"simulated command-line error ({SIMULATE_ENV}=2)")
         dataset = parse(args.dataset)
         input_uri = parse_input_uri(args.input_uri)
         output_uri = parse_output_uri(args.output_uri)
         profile = get_profile(args.config)
-        environment = settings.Settings.read()
     except (CommandLineError, DatasetNameError, UriError, ProfileError, SettingsError) as exc:
         log.error("%s", exc)
         return ExitCode.CMDLINE_ERROR

@@ -57,6 +57,7 @@ from caldp.sysexit import (
     ignored_simulation,
     input_fault_code,
     simulated_code,
+    simulation,
 )
 
 log = logging.getLogger("caldp.pipeline")
@@ -184,7 +185,7 @@ class Run:
         with self.step("fetch", fetch_code):
             self.fetch()
 
-        if simulated_code() == ExitCode.GENERIC_ERROR:
+        if simulated_code(simulation(self.settings.environ)) == ExitCode.GENERIC_ERROR:
             raise RuntimeError(f"simulated unbracketed error ({SIMULATE_ENV}=1)")
 
         with self.step("version keywords", input_fault_code(fetch_code)):
@@ -205,7 +206,11 @@ class Run:
         log.info("step %s: start", name)
         start = time.monotonic()
         try:
-            with exit_on_exception(code, f"step {name} failed", simulate=simulate):
+            with exit_on_exception(
+                code,
+                f"step {name} failed",
+                simulation=simulation(self.settings.environ) if simulate else "",
+            ):
                 try:
                     yield
                 except BaseException:
@@ -468,9 +473,7 @@ class Run:
             log.error("the output location is not usable: nothing delivered, no final message")
             return code, []
         try:
-            with exit_on_exception(
-                ExitCode.S3_UPLOAD_ERROR, "preparing the delivery", simulate=False
-            ):
+            with exit_on_exception(ExitCode.S3_UPLOAD_ERROR, "preparing the delivery"):
                 plan = self.plan(
                     code, functools.partial(self.final_logs, code, process_start, disk)
                 )
@@ -617,7 +620,7 @@ def _run(
         )
         for key, value in sorted(settings.added.items()):
             log.info("profile sets %s=%s", key, value)
-        ignored = ignored_simulation()
+        ignored = ignored_simulation(simulation(settings.environ))
         if ignored:
             log.warning("%s=%r is not a caldp exit code: ignored", SIMULATE_ENV, ignored)
         log.info("working folder %s", work)

@@ -7,17 +7,16 @@ bracket keeps its code, and :class:`Terminated` (SIGTERM) passes through
 unchanged: it ends the run with 143, whatever the step.  ``exit_receiver()``
 wraps the whole program and turns the final exception into the exit status.
 :func:`after_failure` says how a failed delivery or final message changes a
-run's result, and :func:`simulated_code` is the one reader of
-``CALDP_SIMULATE_ERROR``.
+run's result, and :func:`simulation` is the one reader of
+``CALDP_SIMULATE_ERROR`` (from the settings caldp-process read at its start).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
-import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from caldp.errors import (
@@ -100,29 +99,27 @@ def describe(exc: BaseException) -> str:
     return f"{line} ({where})" if where else line
 
 
-def simulated_code() -> ExitCode | None:
-    """The exit code ``CALDP_SIMULATE_ERROR`` asks for; None when it is unset or not a
-    caldp code (such a value is ignored, as the earlier implementation did)."""
-    value = _simulation()
+def simulation(environ: Mapping[str, str]) -> str:
+    """The one place that reads ``CALDP_SIMULATE_ERROR`` (from the run's settings)."""
+    return environ.get(SIMULATE_ENV, "").strip()
+
+
+def simulated_code(value: str) -> ExitCode | None:
+    """The exit code the ``CALDP_SIMULATE_ERROR`` value asks for; None when it is empty
+    or not a caldp code (such a value is ignored, as the earlier implementation did)."""
     if not value.isdigit() or int(value) not in ExitCode._value2member_map_:
         return None
     return ExitCode(int(value))
 
 
-def ignored_simulation() -> str | None:
+def ignored_simulation(value: str) -> str | None:
     """A ``CALDP_SIMULATE_ERROR`` value that is set but is not a caldp code, to warn about."""
-    value = _simulation()
-    return value if value and simulated_code() is None else None
+    return value if value and simulated_code(value) is None else None
 
 
-def _simulation() -> str:
-    """The one place that reads ``CALDP_SIMULATE_ERROR``."""
-    return os.environ.get(SIMULATE_ENV, "").strip()
-
-
-def simulated_error(step_code: int) -> BaseException | None:
-    """The error ``CALDP_SIMULATE_ERROR`` asks this step to raise, if any."""
-    wanted = simulated_code()
+def simulated_error(step_code: int, value: str) -> BaseException | None:
+    """The error the ``CALDP_SIMULATE_ERROR`` value asks this step to raise, if any."""
+    wanted = simulated_code(value)
     if wanted is None:
         return None
     step = ExitCode(step_code)
@@ -143,13 +140,13 @@ def simulated_error(step_code: int) -> BaseException | None:
 
 
 @contextmanager
-def exit_on_exception(exit_code: int, *message: object, simulate: bool = True) -> Iterator[None]:
+def exit_on_exception(exit_code: int, *message: object, simulation: str = "") -> Iterator[None]:
     """Map any exception raised in the block to ``exit_code`` (see :func:`classify`).
 
-    ``simulate=False``: ``CALDP_SIMULATE_ERROR`` does not fail this block (for the
-    brackets that share their code with the step meant to fail).
+    ``simulation``: the ``CALDP_SIMULATE_ERROR`` value, which may fail this block
+    (none for the brackets that share their code with the step meant to fail).
     """
-    simulated = simulated_error(exit_code) if simulate else None
+    simulated = simulated_error(exit_code, simulation)
     try:
         if simulated is not None:
             raise simulated

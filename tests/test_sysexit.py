@@ -19,6 +19,7 @@ from caldp.sysexit import (
     exit_on_exception,
     exit_receiver,
     exit_status,
+    simulation,
 )
 
 
@@ -48,12 +49,11 @@ def test_sigterm_is_not_the_step_failure():
     assert info.value.code == 143
 
 
-def test_simulated_sigterm_in_stage1(monkeypatch):
-    monkeypatch.setenv("CALDP_SIMULATE_ERROR", "143")
+def test_simulated_sigterm_in_stage1():
     with pytest.raises(Terminated):
-        with exit_on_exception(ExitCode.STAGE1_ERROR, "stage 1"):
+        with exit_on_exception(ExitCode.STAGE1_ERROR, "stage 1", simulation="143"):
             pass
-    with exit_on_exception(ExitCode.BESTREFS_ERROR, "bestrefs"):
+    with exit_on_exception(ExitCode.BESTREFS_ERROR, "bestrefs", simulation="143"):
         pass
 
 
@@ -100,18 +100,24 @@ def test_exit_receiver_turns_exceptions_into_status():
         ("34", ExitCode.STAGE1_ERROR, 34),
     ],
 )
-def test_simulated_errors(monkeypatch, simulate, step, expected):
-    monkeypatch.setenv("CALDP_SIMULATE_ERROR", simulate)
+def test_simulated_errors(simulate, step, expected):
     with pytest.raises(CaldpError) as info:
-        with exit_on_exception(step, "step"):
+        with exit_on_exception(step, "step", simulation=simulate):
             pass
     assert info.value.exit_code == expected
 
 
-def test_simulation_only_hits_its_own_step(monkeypatch):
-    monkeypatch.setenv("CALDP_SIMULATE_ERROR", "24")
-    with exit_on_exception(ExitCode.STAGE1_ERROR, "stage 1"):
+def test_simulation_only_hits_its_own_step():
+    with exit_on_exception(ExitCode.STAGE1_ERROR, "stage 1", simulation="24"):
         pass
+    with pytest.raises(CaldpError):
+        with exit_on_exception(ExitCode.STAGE2_ERROR, "stage 2", simulation="24"):
+            pass
+
+
+def test_simulation_is_read_from_the_settings_given():
+    assert simulation({"CALDP_SIMULATE_ERROR": " 24 "}) == "24"
+    assert simulation({}) == ""
 
 
 # ------------------------------------------------------------------ the one mapping
