@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -96,22 +98,26 @@ def _wait_for(url: str, seconds: float = 30.0) -> None:
             time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory) -> str:
-    """URL of a moto server on 127.0.0.1: the one .ci/run started
-    (``CALDP_MOTO_ENDPOINT``), else one started for this test session."""
-    given = os.environ.get("CALDP_MOTO_ENDPOINT")
-    if given:
-        _wait_for(given)
-        yield given
-        return
-    port = _free_port()
-    logfile = tmp_path_factory.mktemp("moto") / "moto.log"
+def moto_command() -> list[str]:
+    """How to start moto's own server: its ``moto_server`` script, else the module."""
     server = shutil.which("moto_server")
-    argv = [server] if server else [sys.executable, "-m", "moto.server"]
-    with open(logfile, "wb") as out:
+    return [server] if server else [sys.executable, "-m", "moto.server"]
+
+
+@contextmanager
+def moto_server(
+    command: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[str]:
+    """A moto server (``command``, without its address) on a free port of 127.0.0.1, its
+    output in ``log``: yields its URL once it answers, and stops it afterwards."""
+    port = _free_port()
+    with open(log, "wb") as out:
         proc = subprocess.Popen(  # noqa: S603
-            [*argv, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
+            [*command, "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -123,6 +129,19 @@ def moto_endpoint(tmp_path_factory) -> str:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory) -> Iterator[str]:
+    """URL of a moto server on 127.0.0.1: the one .ci/run started
+    (``CALDP_MOTO_ENDPOINT``), else one started for this test session."""
+    given = os.environ.get("CALDP_MOTO_ENDPOINT")
+    if given:
+        _wait_for(given)
+        yield given
+        return
+    with moto_server(moto_command(), tmp_path_factory.mktemp("moto") / "moto.log") as url:
+        yield url
 
 
 def reset_moto(endpoint: str) -> None:

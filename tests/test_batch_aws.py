@@ -15,11 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
@@ -27,6 +22,7 @@ import pytest
 from caldp.batch import aws
 from caldp.batch.cli import main
 from caldp.batch.decisions import DEFAULT_LADDER, Action, parse_ladder
+from tests.conftest import moto_command, moto_server
 
 boto3 = pytest.importorskip("boto3")
 
@@ -134,42 +130,13 @@ def batch(aws_env):
     moto_config(aws_env, {"batch": previous.get("batch", {"use_docker": True})})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def failing_moto(tmp_path_factory):
     """A moto server of its own whose Batch jobs all fail (MOTO_SIMPLE_BATCH_FAIL_AFTER=0)."""
-    port = _free_port()
-    server = shutil.which("moto_server")
-    argv = [server] if server else [sys.executable, "-m", "moto.server"]
     env = {**os.environ, "MOTO_SIMPLE_BATCH_FAIL_AFTER": "0"}
-    logfile = tmp_path_factory.mktemp("moto-failing") / "moto.log"
-    with open(logfile, "wb") as out:
-        proc = subprocess.Popen(  # noqa: S603
-            [*argv, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out, env=env
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                moto_config(url)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.2)
+    log = tmp_path_factory.mktemp("moto-failing") / "moto.log"
+    with moto_server(moto_command(), log, env) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from string import Template
 import pytest
 
 from tests import synthetic
-from tests.conftest import _free_port, _wait_for
+from tests.conftest import moto_server
 from tests.pipeline_helpers import make_tarball
 from tests.standins import STANDIN_DIR
 from tests.test_calcloud_metrics import calcloud_figures, command_of, wall_clock_slack
@@ -93,15 +93,10 @@ class Moto:
 def moto_iam(tmp_path_factory):
     import boto3
 
-    port = _free_port()
     log = tmp_path_factory.mktemp("moto-iam") / "moto.log"
     env = {"PATH": "/usr/bin:/bin", "INITIAL_NO_AUTH_ACTION_COUNT": "3"}
-    server = [sys.executable, "-m", "tests.moto_iam_server", "-H", "127.0.0.1", "-p", str(port)]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(server, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)  # noqa: S603
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(url)
+    server = [sys.executable, "-m", "tests.moto_iam_server"]
+    with moto_server(server, log, env, cwd=ROOT) as url:
         anonymous = {"AccessKeyId": "anonymous-setup", "SecretAccessKey": "anonymous-setup"}
         iam = boto3.client(
             "iam",
@@ -126,12 +121,6 @@ def moto_iam(tmp_path_factory):
         with pytest.raises(Exception, match="AccessDenied|InvalidAccessKeyId|Forbidden"):
             moto.client("s3", anonymous).create_bucket(Bucket="not-allowed-anonymously")
         yield moto
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def assigned_references(folder: Path, crds_cache: Path) -> dict[str, str]:

@@ -22,7 +22,7 @@ from caldp.batch import aws
 from caldp.batch.decisions import DEFAULT_LADDER
 from caldp.exit_codes import ExitCode
 from caldp.sample import CONTEXT, DATASET
-from tests.conftest import FAKE_AWS, _free_port, _wait_for
+from tests.conftest import FAKE_AWS, moto_server
 from tests.test_batch_aws import QUEUES, make_queues, substitute
 from tests.test_pipeline_s3 import CRDS_BUCKET, mirror_crds_with_references
 
@@ -39,23 +39,10 @@ boto3 = pytest.importorskip("boto3")
 @pytest.fixture(scope="module")
 def batch_moto(tmp_path_factory):
     """A moto server of its own that runs Batch jobs as containers on the host network."""
-    port = _free_port()
     log = tmp_path_factory.mktemp("moto-batch") / "moto.log"
     env = {**os.environ, "MOTO_DOCKER_NETWORK_MODE": "host"}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "tests.moto_batch_server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(url)
+    with moto_server([sys.executable, "-m", "tests.moto_batch_server"], log, env) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture(scope="module")
