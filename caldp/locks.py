@@ -27,13 +27,29 @@ from pathlib import Path
 
 from caldp.errors import DatasetBusy as Busy
 
-__all__ = ["Busy", "Lock", "acquire", "holder"]
+__all__ = ["Busy", "Lock", "acquire", "batch_job_of", "holder", "s3_lock_text"]
+
+_BATCH_JOB = " batch job "
 
 
 def holder() -> str:
     """Who is running: this process, its host, and when it started."""
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return f"pid {os.getpid()} on {socket.gethostname()} since {started}"
+
+
+def s3_lock_text(run: str, job: str) -> str:
+    """The text of an S3 ``processing-<ds>``: this run's id, its holder, and the AWS
+    Batch job it runs in (``-`` outside AWS Batch)."""
+    return f"run {run} {holder()}{_BATCH_JOB}{job or '-'}\n"
+
+
+def batch_job_of(text: str) -> str:
+    """The AWS Batch job that wrote an S3 ``processing-<ds>`` (:func:`s3_lock_text`),
+    or ``""`` when the text names none."""
+    _, found, job = text.strip().rpartition(_BATCH_JOB)
+    job = job.strip()
+    return job if found and job != "-" else ""
 
 
 @dataclass

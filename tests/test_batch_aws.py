@@ -19,6 +19,7 @@ import urllib.request
 
 import pytest
 
+from caldp import locks
 from caldp.batch import aws
 from caldp.batch.cli import main
 from caldp.batch.decisions import DEFAULT_LADDER, Action, parse_ladder
@@ -275,6 +276,89 @@ def test_an_operator_cancel_ends_terminated_with_its_message(failing_batch):
     ]
 
 
+def test_a_killed_attempts_lock_is_removed_before_its_retry(failing_batch):
+    """An attempt killed for memory leaves ``processing-<ds>`` (caldp-process's lock on
+    the output, which it had no chance to remove): the retry, a new job, would be
+    refused as DATASET_BUSY.  The lock the ended job wrote goes before the retry; one
+    written by another run stays."""
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    client = RuntimeReasons(failing_batch)
+    key = "messages/processing-{}".format
+    found_at_submission = []
+
+    def on_submitted(run, job_id, queue):
+        client.reasons[job_id] = OOM
+        try:
+            body = s3.get_object(Bucket=BUCKET, Key=key(run.dataset))["Body"].read().decode()
+        except s3.exceptions.NoSuchKey:
+            body = None
+        found_at_submission.append((run.dataset, queue, body))
+        if run.dataset == "j8bt05njq":  # the job's caldp-process takes its lock
+            s3.put_object(Bucket=BUCKET, Key=key(run.dataset), Body=lock_text(job_id))
+
+    other = lock_text("another-job")
+    s3.put_object(Bucket=BUCKET, Key=key("ldfd01010"), Body=other)
+    runs = aws.run_on_batch(
+        ["j8bt05njq", "ldfd01010"],
+        client,
+        aws.BatchSettings(BUCKET, QUEUES[:2], ladder=DEFAULT_LADDER[:2], poll_seconds=0.01),
+        on_submitted=on_submitted,
+        before_retry=lambda run: aws.release_stale_lock(s3, BUCKET, run),
+    )
+    killed, busy = runs
+    assert [a.queue for a in killed.attempts] == ["caldp-2g", "caldp-8g"]
+    assert [(ds, q, b) for ds, q, b in found_at_submission if ds == "j8bt05njq"] == [
+        ("j8bt05njq", "caldp-2g", None),
+        ("j8bt05njq", "caldp-8g", None),  # the first attempt's lock was removed
+    ]
+    # the last attempt's own lock: nothing retries it, caldp-batch leaves it
+    last = s3.get_object(Bucket=BUCKET, Key=key("j8bt05njq"))["Body"].read().decode()
+    assert locks.batch_job_of(last) == killed.attempts[-1].job_id
+    # another run's lock is never removed
+    assert len(busy.attempts) == 2
+    assert [b for ds, _, b in found_at_submission if ds == "ldfd01010"] == [other.decode()] * 2
+    assert s3.get_object(Bucket=BUCKET, Key=key("ldfd01010"))["Body"].read() == other
+
+
+def test_the_cli_removes_a_killed_attempts_lock(failing_batch, monkeypatch, caplog):
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    real_client = boto3.client
+    bodies = []
+
+    class Killed(RuntimeReasons):
+        def submit_job(self, **kwargs):
+            try:
+                obj = s3.get_object(Bucket=BUCKET, Key="messages/processing-j8bt05njq")
+                bodies.append(obj["Body"].read())
+            except s3.exceptions.NoSuchKey:
+                bodies.append(None)
+            response = self.client.submit_job(**kwargs)
+            self.reasons[response["jobId"]] = OOM
+            s3.put_object(
+                Bucket=BUCKET,
+                Key="messages/processing-j8bt05njq",
+                Body=lock_text(response["jobId"]),
+            )
+            return response
+
+    def client(name, **kwargs):
+        made = real_client(name, **kwargs)
+        return Killed(made) if name == "batch" else made
+
+    monkeypatch.setattr(boto3, "client", client)
+    rc = main(["--bucket", BUCKET, "--poll", "0.01", "--ladder", "2,8", "j8bt05njq"])
+    assert rc == 1
+    assert bodies == [None, None]
+    assert "ended without removing it" in caplog.text
+
+
+def lock_text(job_id: str) -> bytes:
+    """What caldp-process writes as its lock in AWS Batch job ``job_id``."""
+    return locks.s3_lock_text("0123abcd", job_id).encode()
+
+
 def test_a_job_that_vanishes_is_reported_after_some_polls(batch, aws_env):
     polls = []
     runs = aws.run_on_batch(
@@ -356,3 +440,17 @@ def test_job_names_are_what_calclouds_dashboard_parses(dataset):
     name = aws.job_name(dataset)
     assert re.fullmatch(r"[A-Za-z0-9_-]{1,128}", name)  # AWS Batch's rule for job names
     assert parse(name).name == dataset
+
+
+@pytest.mark.parametrize(
+    "text, job",
+    [
+        (locks.s3_lock_text("ab12", "job-1"), "job-1"),
+        (locks.s3_lock_text("ab12", ""), ""),  # outside AWS Batch
+        ("run ab12 pid 7 on host since T batch job job-1 \n", "job-1"),
+        ("", ""),
+        ("written by someone else\n", ""),
+    ],
+)
+def test_the_job_a_lock_names(text, job):
+    assert locks.batch_job_of(text) == job

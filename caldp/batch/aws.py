@@ -31,6 +31,7 @@ from caldp.batch.decisions import (
     Outcome,
     Rung,
 )
+from caldp.locks import batch_job_of
 
 log = logging.getLogger("caldp.batch.aws")
 
@@ -176,6 +177,43 @@ def mark_terminated(s3: Any, bucket: str, dataset: str) -> str:
     return key
 
 
+def release_stale_lock(s3: Any, bucket: str, run: DatasetRun) -> bool:
+    """Before a retry: remove ``messages/processing-<ds>`` if the attempt that just
+    ended wrote it.  Returns whether it was removed.
+
+    caldp-process holds ``processing-<ds>`` as its lock on the output and removes it
+    with its final message.  An attempt that AWS Batch killed (out of memory, a Docker
+    fault) never does, and the retry, a new job, would be refused as DATASET_BUSY.
+    That job has ended, so its lock is stale; one written by any other run is left,
+    and the retry is refused as it should be.
+    """
+    key = f"messages/processing-{run.dataset}"
+    ended = run.attempts[-1].job_id if run.attempts else ""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:
+        if _error_code(exc) in ("NoSuchKey", "404"):
+            return False
+        raise
+    writer = batch_job_of(body.decode("utf-8", "replace"))
+    if not ended or writer != ended:
+        return False
+    s3.delete_object(Bucket=bucket, Key=key)
+    log.warning(
+        "%s: removed s3://%s/%s, left by job %s, which ended without removing it",
+        run.dataset,
+        bucket,
+        key,
+        ended,
+    )
+    return True
+
+
+def _error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
 def submit(client: Any, run: DatasetRun, settings: BatchSettings) -> tuple[str, str]:
     """Submit ``run``'s next attempt on its current rung; return (job id, queue)."""
     rung = run.rung
@@ -199,12 +237,14 @@ def run_on_batch(
     on_submitted: SubmitHook | None = None,
     sleep: Callable[[float], None] = time.sleep,
     on_terminated: EndHook | None = None,
+    before_retry: EndHook | None = None,
 ) -> list[DatasetRun]:
     """Submit every dataset on the first rung, follow the jobs, resubmit by the retry table.
 
     Returns one :class:`DatasetRun` per dataset, in the order given.
     ``on_submitted(run, job_id, queue)`` is called after each submission, and
-    ``on_terminated(run)`` when an operator cancelled a dataset's job.
+    ``on_terminated(run)`` when an operator cancelled a dataset's job, and
+    ``before_retry(run)`` before a dataset's next attempt is submitted.
     """
     runs = [DatasetRun(ds, settings.ladder, settings.max_container_retries) for ds in datasets]
     pending: dict[str, tuple[DatasetRun, str]] = {}
@@ -235,6 +275,8 @@ def run_on_batch(
                 run, queue = pending.pop(job_id)
                 _finish(run, job, job_id, queue)
                 if run.decision is not None and run.decision.action.is_retry:
+                    if before_retry is not None:
+                        before_retry(run)
                     launch(run)
                 elif run.decision is not None and run.decision.action is Action.TERMINATED:
                     if on_terminated is not None:

@@ -171,6 +171,7 @@ def _run_aws(args: argparse.Namespace, datasets: list[str], ladder) -> list[Data
         image_tag,
         mark_terminated,
         register_job_definition,
+        release_stale_lock,
         run_on_batch,
     )
 
@@ -205,6 +206,7 @@ def _run_aws(args: argparse.Namespace, datasets: list[str], ladder) -> list[Data
         client,
         settings,
         on_terminated=lambda run: mark_terminated(s3, args.bucket, run.dataset),
+        before_retry=lambda run: release_stale_lock(s3, args.bucket, run),
     )
 
 

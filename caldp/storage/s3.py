@@ -233,7 +233,7 @@ class S3MessageBox:
         name = f"processing-{dataset}"
         key = join_key(self.prefix, name)
         job = os.environ.get("AWS_BATCH_JOB_ID", "").strip()
-        body = f"run {uuid.uuid4().hex} {locks.holder()} batch job {job or '-'}\n"
+        body = locks.s3_lock_text(uuid.uuid4().hex, job)
         try:
             put_bytes(
                 self.client,
@@ -247,7 +247,7 @@ class S3MessageBox:
             if not precondition_failed(exc):
                 raise
             existing = read_object_text(self.client, self.bucket, key)
-            same_job = bool(job) and existing.strip().endswith(f" batch job {job}")
+            same_job = bool(job) and locks.batch_job_of(existing) == job
             if existing != body and not same_job:
                 raise locks.Busy(
                     f"{self.url(name)} exists: another run of {dataset} is in progress "
