@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from caldp.datasets import Dataset
 from caldp.exit_codes import ExitCode
+from caldp.storage.messages import MessageBox
 
 
 class UriError(ValueError):
@@ -183,36 +184,10 @@ class DeliveryPlan:
 
 @dataclass
 class Delivered:
-    """What was delivered: ``files`` relative to the output root (file: mode) or
-    object URLs (S3 mode); ``message_lines`` is the body of the final message."""
+    """What was delivered, as the final message lists it (docs/interface.rst): the
+    files relative to the output root (``file:``), or the tarball's URL (S3)."""
 
-    files: list[str]
     message_lines: list[str]
-
-
-def replaced_by_processing(dataset: str) -> tuple[str, ...]:
-    """The state messages that ``processing-<ds>`` replaces: the orchestrator's
-    ``submit-<ds>`` and an earlier run's final message (a dataset has one state
-    message at a time; ``placed-`` and the other orchestrator states are left alone)."""
-    return (f"submit-{dataset}", f"error-{dataset}", f"processed-{dataset}.trigger")
-
-
-class MessageBox(Protocol):
-    """State messages (docs/interface.rst, State messages)."""
-
-    def lock(self, dataset: str) -> None:
-        """Take the dataset's lock on this output before anything is written there
-        (:class:`caldp.locks.Busy` if another run holds it)."""
-
-    def start(self, dataset: str) -> None:
-        """Write ``processing-<ds>``, then remove the messages it replaces
-        (:func:`replaced_by_processing`)."""
-
-    def release(self, dataset: str) -> None:
-        """Give up the lock (after the final message, or a failure)."""
-
-    def finish(self, dataset: str, ok: bool, lines: list[str]) -> str:
-        """Write ``processed-<ds>.trigger`` or ``error-<ds>``, remove ``processing-<ds>``."""
 
 
 class Output(Protocol):

@@ -19,7 +19,8 @@ from pathlib import Path
 from caldp import locks
 from caldp.datasets import Dataset
 from caldp.errors import OutputError
-from caldp.storage import Delivered, DeliveryPlan, Uri, replaced_by_processing
+from caldp.storage import Delivered, DeliveryPlan, Uri
+from caldp.storage.messages import MessageBox, NullMessageBox
 from caldp.storage.tarball import TarballError, extract_file
 
 log = logging.getLogger("caldp.storage.file")
@@ -80,14 +81,23 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-class FileMessageBox:
-    """State files in ``DIR/messages/``."""
+class FileMessageBox(MessageBox):
+    """State files in ``DIR/messages/``, each written aside and renamed into place.
+
+    The dataset's lock is a locked hidden file beside them; a message's first line
+    is its own name (docs/interface.rst)."""
+
+    names_itself = True
 
     def __init__(self, root: Path):
+        super().__init__()
         self.folder = root / "messages"
         self._locks: dict[str, locks.Lock] = {}
 
-    def lock(self, dataset: str) -> None:
+    def where(self, name: str) -> str:
+        return str(self.folder / name)
+
+    def _acquire(self, dataset: str) -> None:
         """Lock the dataset on this output (a hidden file beside its messages, which a
         run must be able to write); :class:`caldp.locks.Busy` if another run holds it."""
         root = self.folder.parent
@@ -97,34 +107,25 @@ class FileMessageBox:
         except OSError as exc:
             raise OutputError(f"output folder {root} is not writable: {exc}") from exc
 
-    def start(self, dataset: str) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._remove_interrupted_writes(dataset)
-        _write_atomic(self.folder / f"processing-{dataset}", f"processing-{dataset}\n")
-        for name in replaced_by_processing(dataset):
-            (self.folder / name).unlink(missing_ok=True)
+    def _unlock(self, dataset: str) -> None:
+        lock = self._locks.pop(dataset, None)
+        if lock is not None:
+            lock.release()
 
-    def _remove_interrupted_writes(self, dataset: str) -> None:
-        """Temporary files of this dataset's messages left by a run killed while writing one."""
-        names = (f"processing-{dataset}", *replaced_by_processing(dataset))
+    def _write(self, name: str, text: str) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.folder / name, text)
+
+    def _remove(self, name: str) -> None:
+        (self.folder / name).unlink(missing_ok=True)
+
+    def _remove_interrupted_writes(self, names: tuple[str, ...]) -> None:
+        """Temporary files of these messages left by a run killed while writing one."""
+        self.folder.mkdir(parents=True, exist_ok=True)
         for path in self.folder.iterdir():
             if any(_is_tmp_of(path, name) for name in names):
                 log.info("removing %s, left by an interrupted message write", path.name)
                 path.unlink(missing_ok=True)
-
-    def finish(self, dataset: str, ok: bool, lines: list[str]) -> str:
-        name = f"processed-{dataset}.trigger" if ok else f"error-{dataset}"
-        other = f"error-{dataset}" if ok else f"processed-{dataset}.trigger"
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / other).unlink(missing_ok=True)
-        _write_atomic(self.folder / name, "".join(f"{line}\n" for line in [name, *lines]))
-        (self.folder / f"processing-{dataset}").unlink(missing_ok=True)
-        return str(self.folder / name)
-
-    def release(self, dataset: str) -> None:
-        lock = self._locks.pop(dataset, None)
-        if lock is not None:
-            lock.release()
 
 
 def _place(src: Path, dest: Path) -> None:
@@ -196,7 +197,7 @@ class FileOutput:
             raise
         files = sorted(str(p.relative_to(self.root)) for p in final.rglob("*") if p.is_file())
         log.info("delivered %d files to %s", len(files), final)
-        return Delivered(files=files, message_lines=files)
+        return Delivered(message_lines=files)
 
     def deliver_log(self, dataset: Dataset, path: Path, *, again: bool = False) -> str:  # noqa: ARG002
         """Replace one delivered log with ``path`` (written aside, then renamed)."""
@@ -226,20 +227,6 @@ class FileOutput:
             shutil.rmtree(old, ignore_errors=True)
 
 
-class NullMessageBox:
-    def lock(self, dataset: str) -> None:
-        pass
-
-    def start(self, dataset: str) -> None:
-        pass
-
-    def release(self, dataset: str) -> None:
-        pass
-
-    def finish(self, dataset: str, ok: bool, lines: list[str]) -> str:
-        return ""
-
-
 class NoOutput:
     """``none``: calibrate, keep the results in the working folder, deliver nothing."""
 
@@ -253,7 +240,7 @@ class NoOutput:
     def deliver(self, plan: DeliveryPlan) -> Delivered:
         plan.final_logs()
         log.info("output is 'none': results stay in the working folder")
-        return Delivered(files=[], message_lines=[])
+        return Delivered(message_lines=[])
 
     def deliver_log(self, dataset: Dataset, path: Path, *, again: bool = False) -> str:  # noqa: ARG002
         return ""  # the logs stay in the working folder

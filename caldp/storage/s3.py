@@ -46,8 +46,9 @@ from caldp.errors import DownloadError, OutputError, is_memory_error
 from caldp.log import PROCESS_LOG
 from caldp.retry import GaveUp, retry
 from caldp.settings import number
-from caldp.storage import Delivered, DeliveryPlan, Uri, replaced_by_processing
+from caldp.storage import Delivered, DeliveryPlan, Uri
 from caldp.storage import tarball as tarball_mod
+from caldp.storage.messages import MessageBox, processing_name
 from caldp.storage.s3_client import (
     boto_errors,
     call_with_retries,
@@ -186,14 +187,19 @@ def fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]:
 # ----------------------------------------------------------------------------- outputs
 
 
-class S3MessageBox:
-    """State files under ``s3://<bucket>/messages/``."""
+class S3MessageBox(MessageBox):
+    """State files under ``s3://<bucket>/messages/``, each one PUT (whole or not at all).
+
+    The dataset's lock is ``processing-<ds>`` itself, created only if there is none
+    (S3 has no lock of its own); a message holds the lines it lists only."""
+
+    processing_is_the_lock = True
 
     def __init__(self, bucket: str, prefix: str = MESSAGES_PREFIX, client: Any = None):
+        super().__init__()
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self._client = client
-        self._held: dict[str, str] = {}  # dataset -> "locked" | "started"
 
     @property
     def client(self) -> Any:
@@ -204,7 +210,10 @@ class S3MessageBox:
     def url(self, name: str) -> str:
         return s3_url(self.bucket, join_key(self.prefix, name))
 
-    def _put(self, name: str, text: str) -> None:
+    def where(self, name: str) -> str:
+        return self.url(name)
+
+    def _write(self, name: str, text: str) -> None:
         put_bytes(
             self.client,
             self.bucket,
@@ -213,7 +222,7 @@ class S3MessageBox:
             content_type="text/plain",
         )
 
-    def _delete(self, name: str) -> None:
+    def _remove(self, name: str) -> None:
         key = join_key(self.prefix, name)
         call_with_retries(
             f"removing {s3_url(self.bucket, key)}",
@@ -221,7 +230,7 @@ class S3MessageBox:
             error=OutputError,
         )
 
-    def lock(self, dataset: str) -> None:
+    def _acquire(self, dataset: str) -> None:
         """Create ``processing-<ds>``, only if there is none: it is the dataset's lock on
         this output, taken before anything is written under the output prefix.
 
@@ -230,7 +239,7 @@ class S3MessageBox:
         (``AWS_BATCH_JOB_ID``: an earlier attempt of the job that died), or by this run
         (a retried PUT whose first attempt went through).  It names its writer.
         """
-        name = f"processing-{dataset}"
+        name = processing_name(dataset)
         key = join_key(self.prefix, name)
         job = os.environ.get("AWS_BATCH_JOB_ID", "").strip()
         body = locks.s3_lock_text(uuid.uuid4().hex, job)
@@ -257,34 +266,8 @@ class S3MessageBox:
                 ) from exc
             if same_job:
                 log.info("%s was written by an earlier attempt of this job", self.url(name))
-                self._put(name, body)
-        self._held[dataset] = "locked"
+                self._write(name, body)
         log.info("message %s", self.url(name))
-
-    def start(self, dataset: str) -> None:
-        """``processing-<ds>`` is there (:meth:`lock`): remove the messages it replaces."""
-        self._held[dataset] = "started"
-        for stale in replaced_by_processing(dataset):
-            self._delete(stale)
-
-    def release(self, dataset: str) -> None:
-        """``processing-<ds>`` goes with the final message; a run that stopped between
-        :meth:`lock` and :meth:`start` (its output check failed) removes it here."""
-        if self._held.pop(dataset, None) == "locked":
-            try:
-                self._delete(f"processing-{dataset}")
-            except OutputError as exc:
-                log.warning("%s", exc)
-
-    def finish(self, dataset: str, ok: bool, lines: list[str]) -> str:
-        """Write ``processed-<ds>.trigger`` (ok) or ``error-<ds>``, remove ``processing-<ds>``."""
-        name = f"processed-{dataset}.trigger" if ok else f"error-{dataset}"
-        other = f"error-{dataset}" if ok else f"processed-{dataset}.trigger"
-        self._delete(other)
-        self._put(name, "".join(f"{line}\n" for line in lines))
-        self._delete(f"processing-{dataset}")
-        log.info("message %s", self.url(name))
-        return self.url(name)
 
 
 @dataclass
@@ -347,7 +330,6 @@ class S3Output:
     def deliver(self, plan: DeliveryPlan) -> Delivered:
         """Upload the tarball, then the logs; the caller writes the messages afterwards."""
         members = tar_members(plan)
-        files: list[str] = []
         lines: list[str] = []
         written: set[str] = set()
         client = self.client
@@ -366,7 +348,6 @@ class S3Output:
                 result.parts,
                 result.seconds,
             )
-            files.append(url)
             lines.append(url)
             written.add(key)
         earlier = self.earlier_results(plan.dataset)  # listed before the logs' metrics are taken
@@ -374,14 +355,13 @@ class S3Output:
         if logs:  # small objects: side by side, so the metrics just written stay true
             with ThreadPoolExecutor(min(len(logs), 8), thread_name_prefix="caldp-logs") as pool:
                 urls = list(pool.map(lambda path: self.deliver_log(plan.dataset, path), logs))
-            files.extend(url for url in urls if url)
             written.update(
                 join_key(self.prefix, p.name) for p, url in zip(logs, urls, strict=True) if url
             )
         if not lines:
             lines.append(s3_url(self.bucket, self.prefix + "/" if self.prefix else ""))
         self.remove_earlier_results(earlier, written)
-        return Delivered(files=files, message_lines=lines)
+        return Delivered(message_lines=lines)
 
     def earlier_result(self, dataset: Dataset, name: str) -> bool:
         """Whether an object directly under the prefix named ``name`` is one a caldp run of
