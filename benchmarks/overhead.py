@@ -7,8 +7,8 @@ output, with the real offline CRDS cache of ``$CALDP_TESTDATA/crds-cache``:
 
 * the real COS acquisition ``lb4l02m2q`` of ``$CALDP_TESTDATA/cos/acq``, with
   the real ``calcos`` (skipped, saying so, when calcos is not installed);
-* a SYNTHETIC 4-member ACS association (tests/synthetic.py), with the stand-in
-  programs (tests/standins) first on PATH, each sleeping a fixed time
+* a SYNTHETIC 4-member ACS association (tests/support/synthetic.py), with the stand-in
+  programs (tests/support/standins) first on PATH, each sleeping a fixed time
   (``CALDP_STANDIN_SLEEP``), and empty files for the references they open.
 
 Figures (median of the runs, after one run that warms the file caches):
@@ -73,7 +73,7 @@ def load() -> str:
 
 
 def environment(tmp: Path, crds_cache: Path, sleep: float) -> dict[str, str]:
-    from tests.standins import standin_env
+    from tests.support.standins import standin_env
 
     env = standin_env()
     for key in list(env):
@@ -179,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         print("CALDP_TESTDATA is not set (or has no crds-cache): the overhead benchmark needs")
         print("the real offline CRDS cache; skipped")
         return 0
-    from tests import synthetic
-    from tests.standins import make_standin_crds_cache
+    from tests.support import synthetic
+    from tests.support.standins import make_standin_crds_cache
 
     print(f"{os.cpu_count()} CPUs, load average {load()} before (other work skews the times)")
     with tempfile.TemporaryDirectory(prefix="caldp-overhead-") as name:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.standins import make_standin_crds_cache
+from tests.support.standins import make_standin_crds_cache
 
-pytest_plugins = ["tests.pipeline_helpers", "tests.fault_report"]
+pytest_plugins = ["tests.support.pipeline_helpers", "tests.support.fault_report"]
 
 TESTS_DIR = Path(__file__).parent
 FAKE_AWS = {
@@ -76,7 +76,7 @@ def crds_cache(testdata: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def standin_crds_cache(crds_cache: Path, tmp_path_factory) -> Path:
-    """:func:`tests.standins.make_standin_crds_cache` of the real test CRDS cache."""
+    """:func:`tests.support.standins.make_standin_crds_cache` of the real test CRDS cache."""
     return make_standin_crds_cache(crds_cache, tmp_path_factory.mktemp("crds") / "crds_cache")
 
 

@@ -10,8 +10,8 @@ import pytest
 from caldp.datasets import parse
 from caldp.errors import DownloadError
 from caldp.storage import astroquery as aq
-from tests.mast_server import Catalog, MastServer
-from tests.s3_fixtures import s3_client, use_fast_retries
+from tests.support.mast_server import Catalog, MastServer
+from tests.support.s3_fixtures import s3_client, use_fast_retries
 
 COS_DS = "ldfd01010"
 COS_MEMBERS = ["ldfd01vnq", "ldfd01vpq", "ldfd01vrq", "ldfd01vtq"]  # from its _asn.fits

@@ -33,10 +33,10 @@ from string import Template
 
 import pytest
 
-from tests import synthetic
 from tests.conftest import moto_server
-from tests.pipeline_helpers import make_tarball
-from tests.standins import STANDIN_DIR
+from tests.support import synthetic
+from tests.support.pipeline_helpers import make_tarball
+from tests.support.standins import STANDIN_DIR
 from tests.test_calcloud_metrics import calcloud_figures, command_of, wall_clock_slack
 
 pytestmark = pytest.mark.s3
@@ -95,7 +95,7 @@ def moto_iam(tmp_path_factory):
 
     log = tmp_path_factory.mktemp("moto-iam") / "moto.log"
     env = {"PATH": "/usr/bin:/bin", "INITIAL_NO_AUTH_ACTION_COUNT": "3"}
-    server = [sys.executable, "-m", "tests.moto_iam_server"]
+    server = [sys.executable, "-m", "tests.support.moto_iam_server"]
     with moto_server(server, log, env, cwd=ROOT) as url:
         anonymous = {"AccessKeyId": "anonymous-setup", "SecretAccessKey": "anonymous-setup"}
         iam = boto3.client(

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from tests import synthetic
-from tests.pipeline_helpers import make_tarball
-from tests.s3_fixtures import s3_client, use_fast_retries
+from tests.support import synthetic
+from tests.support.pipeline_helpers import make_tarball
+from tests.support.s3_fixtures import s3_client, use_fast_retries
 
 pytestmark = pytest.mark.s3
 

@@ -12,7 +12,7 @@ import pytest
 
 from caldp import bestrefs, crds_s3
 from caldp.errors import ReferencesError
-from tests.s3_fixtures import RecordingProxy, s3_client, use_fast_retries
+from tests.support.s3_fixtures import RecordingProxy, s3_client, use_fast_retries
 
 pytestmark = pytest.mark.s3
 

@@ -52,7 +52,7 @@ fails (``messages`` row) or the output location is unusable from the start
 the code promises there -- the exit code, no ``processed-`` trigger, and the
 complete log in the working folder ``$CALDP_HOME/caldp-work/<ds>/logs``.
 
-The matrix is printed in the terminal summary (``tests/fault_report.py``).
+The matrix is printed in the terminal summary (``tests/support/fault_report.py``).
 """
 
 from __future__ import annotations
@@ -77,9 +77,9 @@ from pathlib import Path
 
 import pytest
 
-from tests import synthetic, tarballs
-from tests.fault_report import MATRIX
-from tests.pipeline_helpers import hashes, make_tarball, messages, records, run, tree
+from tests.support import synthetic, tarballs
+from tests.support.fault_report import MATRIX
+from tests.support.pipeline_helpers import hashes, make_tarball, messages, records, run, tree
 
 ROWS = [
     "fetch",

@@ -12,8 +12,8 @@ from caldp import folders
 from caldp.cli import main
 from caldp.datasets import parse
 from caldp.storage import parse_input_uri, parse_output_uri
-from tests import synthetic
-from tests.pipeline_helpers import hashes, run
+from tests.support import synthetic
+from tests.support.pipeline_helpers import hashes, run
 
 DS = "j8cb01u1q"
 

@@ -32,8 +32,8 @@ import pytest
 from astropy.io import fits
 
 from caldp.cli import main
-from tests import synthetic, tarballs
-from tests.pipeline_helpers import hashes, make_tarball, messages, records, run, tree
+from tests.support import synthetic, tarballs
+from tests.support.pipeline_helpers import hashes, make_tarball, messages, records, run, tree
 
 DS = "j8cb01u1q"
 RAW = f"{DS}_raw.fits"

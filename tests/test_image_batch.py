@@ -3,7 +3,7 @@
 moto's Batch backend runs each job as a container of the job definition's image
 on the local Docker engine; with ``MOTO_DOCKER_NETWORK_MODE=host`` the job's
 caldp-process reaches the same moto server's S3 on 127.0.0.1 (the server is
-tests/moto_batch_server.py: moto's, with the exit codes in DescribeJobs).  Needs
+tests/support/moto_batch_server.py: moto's, with the exit codes in DescribeJobs).  Needs
 ``CALDP_TEST_IMAGE`` (see tests/test_image.py) and a Docker engine.
 """
 
@@ -41,7 +41,7 @@ def batch_moto(tmp_path_factory):
     """A moto server of its own that runs Batch jobs as containers on the host network."""
     log = tmp_path_factory.mktemp("moto-batch") / "moto.log"
     env = {**os.environ, "MOTO_DOCKER_NETWORK_MODE": "host"}
-    with moto_server([sys.executable, "-m", "tests.moto_batch_server"], log, env) as url:
+    with moto_server([sys.executable, "-m", "tests.support.moto_batch_server"], log, env) as url:
         yield url
 
 

@@ -13,8 +13,8 @@ from astropy.io import fits
 
 from caldp import extras
 from caldp.sysexit import describe
-from tests import synthetic
-from tests.pipeline_helpers import run
+from tests.support import synthetic
+from tests.support.pipeline_helpers import run
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ from caldp.exit_codes import ExitCode
 from caldp.instruments import HANDLERS
 from caldp.instruments.model import calibrate, hstcal
 from caldp.previews.cli import product_kind
-from tests.pipeline_helpers import messages, run, tree
-from tests.standins import STANDIN_DIR, standin_env
+from tests.support.pipeline_helpers import messages, run, tree
+from tests.support.standins import STANDIN_DIR, standin_env
 
 KINDS = sorted(HANDLERS)
 

@@ -14,8 +14,8 @@ import pytest
 from astropy.io import fits
 
 from caldp.cli import main
-from tests import synthetic
-from tests.pipeline_helpers import (
+from tests.support import synthetic
+from tests.support.pipeline_helpers import (
     assert_failed_cleanly,
     hashes,
     make_tarball,
@@ -540,7 +540,7 @@ def test_help_lists_exit_codes(capsys):
 
 
 def test_version(capsys, monkeypatch):
-    from tests.standins import standin_env
+    from tests.support.standins import standin_env
 
     monkeypatch.setenv("PATH", standin_env()["PATH"])
     assert main(["--version"]) == 0

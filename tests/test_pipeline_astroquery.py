@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mast_server import Catalog, MastServer
-from tests.pipeline_helpers import messages, run, tree
-from tests.s3_fixtures import use_fast_retries
+from tests.support.mast_server import Catalog, MastServer
+from tests.support.pipeline_helpers import messages, run, tree
+from tests.support.s3_fixtures import use_fast_retries
 
 DS = "lb4l02m2q"
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import synthetic, tarballs
-from tests.pipeline_helpers import make_tarball, run
-from tests.s3_fixtures import RecordingProxy, head_reports, s3_client, use_fast_retries
-from tests.standins import STANDIN_DIR
+from tests.support import synthetic, tarballs
+from tests.support.pipeline_helpers import make_tarball, run
+from tests.support.s3_fixtures import RecordingProxy, head_reports, s3_client, use_fast_retries
+from tests.support.standins import STANDIN_DIR
 
 pytestmark = pytest.mark.s3
 

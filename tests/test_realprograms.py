@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.pipeline_helpers import run
+from tests.support.pipeline_helpers import run
 
 pytestmark = pytest.mark.realprograms
 
@@ -49,7 +49,7 @@ def test_real_calacs_calibrates_real_acs_raw_with_synthetic_references(
     from astropy.io import fits
     from crds.bestrefs import assign_bestrefs
 
-    from tests.synthetic_references import make_acs_references
+    from tests.support.synthetic_references import make_acs_references
 
     cache = tmp_path / "crds_cache"  # the test cache, plus the references made here
     shutil.copytree(crds_cache, cache)
@@ -109,7 +109,7 @@ def test_real_cs0_on_real_stis_acquisition(tmp_path, monkeypatch, testdata, crds
 
 def test_real_calwf3_on_a_synthetic_wfc3_raw(tmp_path, monkeypatch, testdata, crds_cache):
     need("calwf3.e")
-    from tests.synthetic import make_wfc3_raw
+    from tests.support.synthetic import make_wfc3_raw
 
     src = tmp_path / "src"
     make_wfc3_raw(src, "ibqt02a1q")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import synthetic
-from tests.pipeline_helpers import hashes, messages, records, run, tree
+from tests.support import synthetic
+from tests.support.pipeline_helpers import hashes, messages, records, run, tree
 
 ASN = "j8cb010b0"
 KILL_AT_SWAP = r"""
@@ -225,7 +225,7 @@ sys.exit(main(sys.argv[4:]))
 
 
 def _s3_state(output: str) -> dict[str, str]:
-    from tests.s3_fixtures import s3_client
+    from tests.support.s3_fixtures import s3_client
 
     client = s3_client(os.environ["AWS_ENDPOINT_URL"])
     bucket = output.split("/")[2]
@@ -252,7 +252,7 @@ def test_the_same_dataset_twice_at_once_refuses_the_second_run(
     out = tmp / "out"
     first_out = f"file:{out}"
     if output == "s3":
-        from tests.s3_fixtures import s3_client, use_fast_retries
+        from tests.support.s3_fixtures import s3_client, use_fast_retries
 
         endpoint = request.getfixturevalue("aws_env")
         use_fast_retries(monkeypatch)

@@ -16,7 +16,7 @@ from caldp.datasets import parse
 from caldp.errors import DownloadError, InputError, OutputError
 from caldp.storage import DeliveryPlan, Uri, parse_output_uri, s3_upload
 from caldp.storage import s3 as s3mod
-from tests.s3_fixtures import CuttingProxy, RecordingProxy, s3_client, use_fast_retries
+from tests.support.s3_fixtures import CuttingProxy, RecordingProxy, s3_client, use_fast_retries
 
 pytestmark = pytest.mark.s3
 

@@ -3,7 +3,7 @@
 from astropy.io import fits
 
 from caldp import sample
-from tests.pipeline_helpers import messages, run, tree
+from tests.support.pipeline_helpers import messages, run, tree
 
 
 def test_sample_runs_end_to_end_offline(tmp_path, monkeypatch):

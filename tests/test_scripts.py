@@ -19,7 +19,7 @@ from caldp.config import PROFILES, apply_profile
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
-STANDIN = REPO / "tests" / "docker_standin"
+STANDIN = REPO / "tests" / "support" / "docker_standin"
 BASH = shutil.which("bash")
 HOME_IN = "/home/developer"
 IMAGE = "caldp:latest"

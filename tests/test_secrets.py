@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import synthetic
-from tests.pipeline_helpers import messages, run
-from tests.s3_fixtures import s3_client, use_fast_retries
-from tests.standins import STANDIN_DIR
+from tests.support import synthetic
+from tests.support.pipeline_helpers import messages, run
+from tests.support.s3_fixtures import s3_client, use_fast_retries
+from tests.support.standins import STANDIN_DIR
 
 DS = "j8cb01u1q"
 SECRETS = {

@@ -10,7 +10,7 @@ from caldp import settings
 from caldp.exit_codes import ExitCode
 from caldp.settings import NUMBERS, SettingsError
 from caldp.storage import s3_client, s3_upload, tarball
-from tests.pipeline_helpers import run
+from tests.support.pipeline_helpers import run
 
 
 def test_defaults_when_unset_or_empty():

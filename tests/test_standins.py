@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
-from tests import synthetic
-from tests.standins import PROGRAMS, STANDIN_DIR, standin_env
+from tests.support import synthetic
+from tests.support.standins import PROGRAMS, STANDIN_DIR, standin_env
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from caldp.cli import build_parser
 from caldp.errors import DownloadError
 from caldp.exit_codes import ExitCode
 from caldp.storage import SCHEMES, Scheme, Uri, UriError, parse_input_uri, parse_output_uri
-from tests import synthetic
-from tests.pipeline_helpers import messages, run, tree
+from tests.support import synthetic
+from tests.support.pipeline_helpers import messages, run, tree
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
-from tests import synthetic
+from tests.support import synthetic
 
 
 def all_inputs(folder: Path) -> dict[str, list[Path]]:

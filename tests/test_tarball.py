@@ -8,7 +8,7 @@ import pytest
 from caldp.exit_codes import ExitCode
 from caldp.storage.tarball import DEFAULT_MAX_MEMBERS, TarballError, extract_file, extract_stream
 from caldp.sysexit import classify
-from tests import tarballs
+from tests.support import tarballs
 
 
 def make_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:

@@ -1,6 +1,6 @@
 """moto's server, with its Batch DescribeJobs giving the container's exit code as AWS does.
 
-    python -m tests.moto_batch_server -H 127.0.0.1 -p PORT
+    python -m tests.support.moto_batch_server -H 127.0.0.1 -p PORT
 
 moto 5.2 runs Batch jobs as containers and records their exit codes, but its
 DescribeJobs replaces the job's ``container`` (where AWS reports ``exitCode``)

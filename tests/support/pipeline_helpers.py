@@ -11,7 +11,7 @@ import pytest
 
 from caldp.cli import main
 from caldp.headers import VERSION_KEYWORDS
-from tests.standins import STANDIN_DIR
+from tests.support.standins import STANDIN_DIR
 
 SERVERLESS = "https://hst-serverless-mode.stsci.edu"
 

@@ -1,4 +1,4 @@
-"""``python -m tests.moto_iam_server -H HOST -p PORT``: moto's server, for tests
+"""``python -m tests.support.moto_iam_server -H HOST -p PORT``: moto's server, for tests
 that enforce IAM (``INITIAL_NO_AUTH_ACTION_COUNT``), with its signature check of
 query strings mended.
 

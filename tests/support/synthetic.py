@@ -5,7 +5,7 @@ line saying so (``SYNTHETIC_HISTORY``). The headers carry the keywords, with
 realistic values, that CRDS needs to select reference files for the instrument
 (checked against the real rules of context ``hst_0729.pmap`` by
 ``tests/test_synthetic.py``), and that the calibration stand-ins in
-``tests/standins`` read. Pixel arrays are tiny (64x64 per chip by default) so
+``tests/support/standins`` read. Pixel arrays are tiny (64x64 per chip by default) so
 that tests stay fast.
 
 Each ``make_*`` function writes into ``folder`` (created if needed) and returns
@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-SYNTHETIC_HISTORY = "SYNTHETIC test data (caldp tests/synthetic.py), not an HST observation"
+SYNTHETIC_HISTORY = "SYNTHETIC test data (caldp tests/support), not an HST observation"
 
 DEFAULT_SHAPE = (64, 64)
 

@@ -1,0 +1,11 @@
+"""Test support, not tests: what the tests in ``tests/test_*.py`` use.
+
+* ``standins/``: stand-ins (test doubles) for the calibration programs, never shipped;
+* ``docker_standin/``: a recording stand-in for the ``docker`` command;
+* ``synthetic``, ``synthetic_references``, ``tarballs``: made-up inputs, references
+  and tarballs;
+* ``mast_server``, ``moto_batch_server``, ``moto_iam_server``: servers the tests talk to;
+* ``s3_fixtures``, ``pipeline_helpers``, ``fault_report``: helpers and pytest plugins.
+
+Product code (``caldp/``) never imports from here.
+"""
