@@ -20,11 +20,17 @@ checks the same promises:
 
 How the faults are made:
 
-* exception, caldp MemoryError, caldp ``Cannot allocate memory``: the step's
-  own function is replaced in-process (pytest ``monkeypatch``) by one raising
-  ``RuntimeError``, ``MemoryError`` or ``OSError(ENOMEM)`` -- for stage 2 the
-  ENOMEM is a failing fork (``subprocess.Popen`` raising it, as the kernel does
-  when it cannot fork a large process);
+* where: every fault is placed by the name of the step caldp/pipeline.py runs
+  (``fetch``, ``version keywords``, ``bestrefs``, ``stage1``, ``stage2``,
+  ``previews``, ``deliver``, ``messages``, ``check output``), before it, at its
+  start, after it, or at a call of a public caldp function inside it
+  (:mod:`tests.support.injection`); a place the run never reaches is an error, so
+  that renaming a step or a function cannot drop a case;
+* exception, caldp MemoryError, caldp ``Cannot allocate memory``: raised in-process
+  (pytest ``monkeypatch``) there: ``RuntimeError``, ``MemoryError`` or
+  ``OSError(ENOMEM)`` -- for stage 2 the ENOMEM is a failing fork
+  (``subprocess.Popen`` raising it, as the kernel does when it cannot fork a
+  large process);
 * program exit code, killed by a signal, MemoryError / ``Cannot allocate
   memory`` in a program's output: the stand-in programs
   (``CALDP_STANDIN_FAIL``, ``_SIGNAL``, ``_MEMORYERROR``, ``_ENOMEM``);
@@ -59,7 +65,6 @@ from __future__ import annotations
 
 import errno
 import gzip
-import importlib
 import json
 import logging
 import os
@@ -77,8 +82,10 @@ from pathlib import Path
 
 import pytest
 
+from caldp.instruments import HANDLERS
 from tests.support import synthetic, tarballs
 from tests.support.fault_report import MATRIX
+from tests.support.injection import BETWEEN, At, Injector, resolve
 from tests.support.pipeline_helpers import hashes, make_tarball, messages, records, run, tree
 
 ROWS = [
@@ -187,28 +194,6 @@ DATASETS = {
 DEFAULT_DATASET = ("j8cb01u1q", "acs", "folder")
 LAST_RECORDS = 15
 RECORD_START = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ")
-HOOK = r"""
-import importlib, pathlib, sys, time
-target, marker, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])
-target, _, nth = target.partition("@")
-calls = [0]
-module_name, _, path = target.partition(":")
-owner = importlib.import_module(module_name)
-*parents, name = path.split(".")
-for part in parents:
-    owner = getattr(owner, part)
-original = getattr(owner, name)
-def waiting(*args, **kwargs):
-    calls[0] += 1
-    if calls[0] == int(nth or 1):
-        pathlib.Path(marker).write_text("in the step")
-        time.sleep(pause)
-    return original(*args, **kwargs)
-setattr(owner, name, waiting)
-from caldp.cli import main
-sys.argv[1:] = sys.argv[4:]
-sys.exit(main())  # as the program runs it
-"""
 
 
 # ----------------------------------------------------------------------------- environment
@@ -276,6 +261,7 @@ class Ctx:
     mounts: Mounts
     before: dict[str, str] = field(default_factory=dict)
     undo: list[Callable[[], None]] = field(default_factory=list)
+    injectors: list[Injector] = field(default_factory=list)
 
     @property
     def work(self) -> Path:
@@ -309,57 +295,19 @@ def mounts():
 # ----------------------------------------------------------------------------- faults
 
 
-def _resolve(target: str) -> tuple[object, str]:
-    module_name, _, path = target.partition(":")
-    owner: object = importlib.import_module(module_name)
-    *parents, name = path.split(".")
-    for part in parents:
-        owner = getattr(owner, part)
-    return owner, name
+def at(ctx: Ctx, place: At, action: Callable[[], None], *, every: bool = False) -> None:
+    """Run ``action`` at ``place`` during the run (``every``: at each later call too, a
+    fault that stays); the test fails if the run never gets there."""
+    ctx.injectors.append(Injector(place, action, every=every).install(ctx.monkeypatch.setattr))
 
 
-def inject(ctx: Ctx, target: str, make: Callable[[], BaseException], nth: int = 1) -> None:
-    """Replace ``module:attr`` by a function that raises ``make()`` from its ``nth`` call on."""
-    owner, name = _resolve(target)
-    original = getattr(owner, name)
-    calls = [0]
+def inject(ctx: Ctx, place: At, make: Callable[[], BaseException]) -> None:
+    """Raise ``make()`` at ``place`` (and at each later call there)."""
 
-    def faulty(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] >= nth:
-            raise make()
-        return original(*args, **kwargs)
+    def fault() -> None:
+        raise make()
 
-    ctx.monkeypatch.setattr(owner, name, faulty)
-
-
-def before(ctx: Ctx, target: str, first: Callable[[], None], nth: int = 1) -> None:
-    """Run ``first`` right before the ``nth`` call of ``module:attr`` (to change the world
-    as a step begins)."""
-    owner, name = _resolve(target)
-    original = getattr(owner, name)
-    calls = [0]
-
-    def wrapped(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == nth:
-            first()
-        return original(*args, **kwargs)
-
-    ctx.monkeypatch.setattr(owner, name, wrapped)
-
-
-def after(ctx: Ctx, target: str, then: Callable[[], None]) -> None:
-    """Run ``then`` right after ``module:attr`` returns (to change the world mid-run)."""
-    owner, name = _resolve(target)
-    original = getattr(owner, name)
-
-    def wrapped(*args, **kwargs):
-        result = original(*args, **kwargs)
-        then()
-        return result
-
-    ctx.monkeypatch.setattr(owner, name, wrapped)
+    at(ctx, place, fault, every=True)
 
 
 def raising(kind: str, where: str) -> Callable[[Ctx, str, int], None]:
@@ -369,8 +317,8 @@ def raising(kind: str, where: str) -> Callable[[Ctx, str, int], None]:
         "ENOMEM": lambda: OSError(errno.ENOMEM, "Cannot allocate memory (injected)"),
     }
 
-    def setup(ctx: Ctx, target: str, nth: int = 1) -> None:
-        inject(ctx, target, makers[kind], nth)
+    def setup(ctx: Ctx, place: At) -> None:
+        inject(ctx, place, makers[kind])
 
     return setup
 
@@ -401,9 +349,9 @@ def fork_fails(program: str) -> Callable[[Ctx], None]:
     return setup
 
 
-def _enospc(ctx: Ctx, target: str, nth: int = 1) -> None:
+def _enospc(ctx: Ctx, place: At) -> None:
     MATRIX.note("disk full: OSError(ENOSPC) injected at the write (no tmpfs mount here)")
-    inject(ctx, target, lambda: OSError(errno.ENOSPC, "No space left on device"), nth)
+    inject(ctx, place, lambda: OSError(errno.ENOSPC, "No space left on device"))
 
 
 def delivery_disk_full(ctx: Ctx) -> None:
@@ -412,7 +360,7 @@ def delivery_disk_full(ctx: Ctx) -> None:
         MATRIX.note("disk full: real ENOSPC from a size-limited tmpfs")
         ctx.mounts.tmpfs(ctx.out, "64k")
     else:
-        _enospc(ctx, "caldp.storage.file:_place", 2)
+        _enospc(ctx, MID_DELIVERY)
 
 
 def messages_disk_full(ctx: Ctx) -> None:
@@ -420,9 +368,9 @@ def messages_disk_full(ctx: Ctx) -> None:
     if Mounts.allowed():
         MATRIX.note("disk full: real ENOSPC from a size-limited tmpfs")
         ctx.mounts.tmpfs(ctx.out, "4m")
-        after(ctx, "caldp.storage.file:FileOutput.deliver", lambda: fill(ctx.out))
+        at(ctx, DELIVERED, lambda: fill(ctx.out))
     else:
-        _enospc(ctx, "caldp.storage.file:FileMessageBox.finish")
+        _enospc(ctx, TARGETS["messages"][0])
 
 
 def check_disk_full(ctx: Ctx) -> None:
@@ -468,11 +416,7 @@ def messages_unwritable(ctx: Ctx) -> None:
     mounted = _prepare_folder(ctx, folder)
     if not mounted and os.geteuid() == 0:
         pytest.skip("root without mounts: no way to make a folder unwritable")
-    after(
-        ctx,
-        "caldp.storage.file:FileOutput.deliver",
-        lambda: MATRIX.note(make_unwritable(ctx, folder, mounted=mounted)),
-    )
+    at(ctx, DELIVERED, lambda: MATRIX.note(make_unwritable(ctx, folder, mounted=mounted)))
 
 
 def tarball_disk_full(ctx: Ctx) -> None:
@@ -484,7 +428,7 @@ def tarball_disk_full(ctx: Ctx) -> None:
     ctx.mounts.tmpfs(ctx.home, "32m")
 
 
-def work_disk_full(target: str, nth: int = 1) -> Callable[[Ctx], None]:
+def work_disk_full(place: At) -> Callable[[Ctx], None]:
     """``$CALDP_HOME`` is a small file system that fills up as the step begins (the
     step's own writes then fail with ENOSPC)."""
 
@@ -493,7 +437,7 @@ def work_disk_full(target: str, nth: int = 1) -> Callable[[Ctx], None]:
             pytest.skip("needs a size-limited file system (tmpfs mount, as root)")
         MATRIX.note("disk full: real ENOSPC from a size-limited tmpfs")
         ctx.mounts.tmpfs(ctx.home, "32m")
-        before(ctx, target, lambda: fill(ctx.home), nth)
+        at(ctx, place, lambda: fill(ctx.home))
 
     return setup
 
@@ -536,16 +480,16 @@ class Case:
     words: tuple[str, ...]  # all among the last records of the log
     outcome: str = "inputs"  # inputs | products | undelivered | no message | ignored
     setup: Callable[[Ctx], None] | None = None
-    sigterm: tuple[str, str] | None = None  # ("hook", "module:attr") or ("standin", program)
+    sigterm: At | str | None = None  # where caldp-process pauses, or the stand-in that hangs
 
     @property
     def id(self) -> str:
         return f"{self.row}-{self.column}".replace(" ", "_")
 
 
-def _in(kind: str, where: str, target: str, nth: int = 1) -> Callable[[Ctx], None]:
+def _in(kind: str, where: str, place: At) -> Callable[[Ctx], None]:
     make = raising(kind, where)
-    return lambda ctx: make(ctx, target, nth)
+    return lambda ctx: make(ctx, place)
 
 
 INJECTED = {
@@ -556,16 +500,20 @@ INJECTED = {
 CODES = {"MemoryError": 32, "ENOMEM": 34}
 TERMINATED = 143
 RECORDED_ONLY = ("before message", "messages", "after message")  # SIGTERM raises nothing
+STAGED = At("fetch", "call", "caldp.inputs:stage")  # the fetched files are being staged
+MID_DELIVERY = At("deliver", "call", "caldp.storage:DeliveryPlan.final_logs")  # products placed
+DELIVERED = At("deliver", "after")  # the delivery is done, the final message not yet begun
 TARGETS = {
-    # row -> (target, nth call, code of the step, outcome when the fault is the step's own)
-    "fetch": ("caldp.inputs:stage", 1, 21, "inputs"),
-    "tarball": ("caldp.storage.tarball:_write_member", 2, 21, "inputs"),
-    "bestrefs": ("caldp.bestrefs:run", 1, 27, "inputs"),
-    "stage1": ("caldp.runner:run", 1, 23, "inputs"),
-    "stage2": ("caldp.runner:run", 2, 24, "inputs"),
-    "previews": ("caldp.previews:make_previews", 1, 28, "products"),
-    "delivery": ("caldp.storage.file:_place", 2, 25, "undelivered"),
-    "messages": ("caldp.storage.file:FileMessageBox.finish", 1, 25, "no message"),
+    # row -> (place, code of the step, outcome when the fault is the step's own)
+    "fetch": (STAGED, 21, "inputs"),
+    # the second member: the first one is written and must go
+    "tarball": (At("fetch", "call", "caldp.storage.tarball:check_member", nth=2), 21, "inputs"),
+    "bestrefs": (At("bestrefs", "call", "caldp.bestrefs:run"), 27, "inputs"),
+    "stage1": (At("stage1", "call", "caldp.runner:run"), 23, "inputs"),
+    "stage2": (At("stage2", "call", "caldp.runner:run"), 24, "inputs"),
+    "previews": (At("previews", "call", "caldp.previews:make_previews"), 28, "products"),
+    "delivery": (MID_DELIVERY, 25, "undelivered"),
+    "messages": (At("messages"), 25, "no message"),  # the step writes the final message only
 }
 MEMORY_OUTCOME = {  # a memory error is never 28 or 25: what the run then delivers
     "previews": "inputs",
@@ -576,7 +524,7 @@ MEMORY_OUTCOME = {  # a memory error is never 28 or 25: what the run then delive
 
 def _cases() -> list[Case]:
     cases = []
-    for row, (target, nth, code, outcome) in TARGETS.items():
+    for row, (place, code, outcome) in TARGETS.items():
         for kind in ("exception", "MemoryError", "ENOMEM"):
             if row in ("stage1", "stage2") and kind == "ENOMEM":
                 continue  # the program's own words, a failing fork: below
@@ -587,26 +535,20 @@ def _cases() -> list[Case]:
                     CODES.get(kind, code),
                     (INJECTED[kind],),
                     outcome if kind == "exception" else MEMORY_OUTCOME.get(row, outcome),
-                    _in(kind, row, target, nth),
+                    _in(kind, row, place),
                 )
             )
-    hook = {
-        "fetch": "caldp.inputs:stage",
-        "tarball": "caldp.storage.tarball:_write_member",
-        "bestrefs": "caldp.bestrefs:run",
-        "previews": "caldp.previews:make_previews",
-    }
-    hook.update(
+    paused = {row: TARGETS[row][0] for row in ("fetch", "tarball", "bestrefs", "previews")}
+    paused.update(
         {
-            "between steps": "caldp.pipeline:Run.step@3",  # before "version keywords"
-            "delivery": "caldp.storage.file:FileOutput.deliver",
-            "before message": "caldp.pipeline:Sigterm.commit",
+            "between steps": At("fetch", "before"),  # the third step, once two are done
+            "delivery": At("deliver", "call", "caldp.storage.file:FileOutput.deliver"),
+            # the products delivered, the outcome not yet decided
+            "before message": At(BETWEEN, "call", "caldp.pipeline:Sigterm.commit"),
         }
     )
-    for row, target in hook.items():  # not the step's failure: 143, the inputs delivered
-        cases.append(
-            Case(row, "SIGTERM", TERMINATED, ("terminated by SIGTERM",), sigterm=("hook", target))
-        )
+    for row, place in paused.items():  # not the step's failure: 143, the inputs delivered
+        cases.append(Case(row, "SIGTERM", TERMINATED, ("terminated by SIGTERM",), sigterm=place))
     for row, program, code in (
         ("stage1", "calacs.e", 23),
         ("stage2", "runastrodriz", 24),
@@ -646,7 +588,7 @@ def _cases() -> list[Case]:
                     "SIGTERM",
                     TERMINATED,
                     ("terminated by SIGTERM",),
-                    sigterm=("standin", program),
+                    sigterm=program,
                 )
             )
     cases += [
@@ -664,28 +606,28 @@ def _cases() -> list[Case]:
             "disk full",
             21,
             ("No space left on device",),
-            setup=work_disk_full("caldp.inputs:stage"),
+            setup=work_disk_full(STAGED),
         ),
         Case(
             "headers",
             "disk full",
             21,
             ("No space left on device",),
-            setup=work_disk_full("caldp.headers:update_primary"),
+            setup=work_disk_full(At("version keywords", "call", "caldp.headers:update_primary")),
         ),
         Case(
             "stage1",
             "disk full",
             23,
             ("calacs.e exited", "No space left on device"),
-            setup=work_disk_full("caldp.runner:run"),
+            setup=work_disk_full(TARGETS["stage1"][0]),
         ),
         Case(
             "stage2",
             "disk full",
             24,
             ("runastrodriz exited", "space"),  # astropy: "Not enough space on disk"
-            setup=work_disk_full("caldp.runner:run", 2),
+            setup=work_disk_full(TARGETS["stage2"][0]),
         ),
         Case(
             "previews",
@@ -693,7 +635,7 @@ def _cases() -> list[Case]:
             28,
             ("No space left on device",),
             "products",
-            work_disk_full("caldp.previews:make_previews"),
+            work_disk_full(TARGETS["previews"][0]),
         ),
         Case(  # the final message is being written: the outcome stands
             "messages",
@@ -701,15 +643,10 @@ def _cases() -> list[Case]:
             0,
             (),
             "ignored",
-            sigterm=("hook", "caldp.storage.file:FileMessageBox.finish"),
+            sigterm=TARGETS["messages"][0],
         ),
-        Case(  # removing the working folder, after the final message
-            "after message",
-            "SIGTERM",
-            0,
-            (),
-            "ignored",
-            sigterm=("hook", "caldp.folders:remove_work_dir"),
+        Case(  # the final message written
+            "after message", "SIGTERM", 0, (), "ignored", sigterm=At("messages", "after")
         ),
         Case(
             "delivery",
@@ -760,7 +697,11 @@ def _cases() -> list[Case]:
             25,
             ("injected RuntimeError",),
             "no message",
-            _in("exception", "output check", "caldp.storage.file:FileOutput.check"),
+            _in(
+                "exception",
+                "output check",
+                At("check output", "call", "caldp.storage.file:FileOutput.check"),
+            ),
         ),
     ]
     cases += [
@@ -780,6 +721,45 @@ def test_the_matrix_is_complete():
     assert not cases & set(ABSENT), sorted(cases & set(ABSENT))
     every = {(r, c) for r in ROWS for c in COLUMNS}
     assert cases | set(ABSENT) == every, sorted(every - cases - set(ABSENT))
+
+
+def test_every_place_names_a_step_of_the_pipeline():
+    """The places of the matrix, checked before any run: steps the pipeline brackets,
+    public functions that exist."""
+    import inspect
+
+    from caldp import pipeline
+
+    source = inspect.getsource(pipeline) + "".join(
+        f'"{s.name}"' for h in HANDLERS.values() for s in h.stages
+    )
+    places = [TARGETS[row][0] for row in TARGETS]
+    places += [c.sigterm for c in CASES if isinstance(c.sigterm, At)]
+    for place in places:
+        if place.step != BETWEEN:
+            assert f'"{place.step}"' in source, f"{place}: no such step in caldp/pipeline.py"
+        if place.function:
+            resolve(place.function)  # raises if it is gone or private
+
+
+def test_a_place_that_is_never_reached_is_an_error(pipeline_env, sources, monkeypatch):
+    """A renamed step, or a function no longer called in its step, cannot drop a case."""
+    with pytest.raises(ValueError, match="public functions only"):
+        resolve("caldp.storage.file:_place")
+    with pytest.raises(AttributeError):
+        resolve("caldp.inputs:no_such_function")
+    src = pipeline_env / "src"
+    shutil.copytree(sources[DEFAULT_DATASET[0]], src)
+    renamed = Injector(At("stage 1"), lambda: None).install(monkeypatch.setattr)
+    elsewhere = Injector(At("bestrefs", "call", "caldp.inputs:stage"), lambda: None)
+    elsewhere.install(monkeypatch.setattr)
+    reached = Injector(At("stage1", "call", "caldp.runner:run"), lambda: None)
+    reached.install(monkeypatch.setattr)
+    assert run(DEFAULT_DATASET[0], src, pipeline_env / "out") == 0
+    reached.check()
+    for injector in (renamed, elsewhere):
+        with pytest.raises(AssertionError, match="was never injected"):
+            injector.check()
 
 
 FIRST = "before the disk filled up".ljust(4095, ".")
@@ -860,12 +840,13 @@ def _argv(ctx: Ctx) -> list[str]:
 
 def run_with_sigterm(ctx: Ctx, case: Case) -> int:
     """Run caldp-process as a subprocess and send it SIGTERM once the step has begun."""
-    kind, what = case.sigterm
+    what = case.sigterm
     marker = ctx.tmp / "in-step"
-    if kind == "hook":
+    if isinstance(what, At):
         # where SIGTERM interrupts, the delay is cut short; elsewhere it is only recorded
         pause = "3" if case.row in RECORDED_ONLY else "120"
-        argv = [sys.executable, "-c", HOOK, what, str(marker), pause, *_argv(ctx)]
+        argv = [sys.executable, "-m", "tests.support.injection", what.spec(), str(marker), pause]
+        argv += _argv(ctx)
         env = dict(os.environ)
 
         def begun() -> bool:
@@ -893,7 +874,7 @@ def run_with_sigterm(ctx: Ctx, case: Case) -> int:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    if kind == "standin":
+    if isinstance(what, str):
         for r in records(ctx.tmp):
             if r["program"] == what and r.get("pid"):
                 with pytest.raises(ProcessLookupError):
@@ -1006,6 +987,8 @@ def test_fault(case: Case, pipeline_env, sources, monkeypatch, mounts):
     code = run_with_sigterm(ctx, case) if case.sigterm else run(dataset, ctx.src, ctx.out)
     cell.got = code
     try:
+        for injector in ctx.injectors:
+            injector.check()
         check_promises(ctx, case, code)
     finally:
         for undo in ctx.undo:
