@@ -184,10 +184,11 @@ def baseline(client, products: list[Path], out: Path) -> tuple[float, int]:
 
 def caldp_delivery(products: list[Path]) -> tuple[float, int, str]:
     from caldp.datasets import parse
+    from caldp.settings import Settings
     from caldp.storage import DeliveryPlan, Uri
     from caldp.storage.s3 import S3Output
 
-    output = S3Output(Uri("s3", f"{BUCKET}/outputs/{DATASET}"))
+    output = S3Output(Uri("s3", f"{BUCKET}/outputs/{DATASET}"), Settings.read())
     started = time.perf_counter()
     delivered = output.deliver(DeliveryPlan(dataset=parse(DATASET), products=products))
     seconds = time.perf_counter() - started

@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from caldp.storage.tarball import extract_file
+    from caldp.settings import Settings
+    from caldp.storage.tarball import byte_limit, extract_file
     from tests.support.tarballs import many_members
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             path = many_members(scratch / f"{count}.tar.gz", count)
             out = scratch / f"out-{count}"
             start = time.perf_counter()
-            files = extract_file(path, out)
+            files = extract_file(path, out, max_total_bytes=byte_limit(Settings()))
             seconds = time.perf_counter() - start
             assert len(files) == count
             per_member = seconds / count * 1e6

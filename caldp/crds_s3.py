@@ -15,7 +15,9 @@ and their reference rules are fetched, each checked against the sha1sum in its
 own header.  Every reference is checked against the size and sha1 recorded for
 it in ``server_config``'s ``download_metadata`` before it is used; a download is
 tried ``CALDP_REFERENCE_RETRIES`` times (default 4), ``CALDP_REFERENCE_RETRY_SECONDS``
-apart (default 10).  Failures are exit 27.
+apart (default 10); the other GETs as S3 calls are (:func:`caldp.storage.s3_client.retry_policy`).
+These numbers come from the run's settings, which every function here is given.
+Failures are exit 27.
 
 The operator may pin the context: the name of the ``.pmap`` object under
 ``s3://<bucket>/crds_env_vars/`` of the processing bucket (:func:`pinned_context`).
@@ -36,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from caldp.errors import ReferencesError
-from caldp.retry import GaveUp, retry
+from caldp.retry import GaveUp, RetryPolicy, retry
+from caldp.settings import Settings
 from caldp.storage import Uri
 from caldp.storage import s3_client as s3
 
@@ -72,28 +75,29 @@ def _list_folder(client: Any, bucket: str, folder: str) -> list[str]:
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
-def pinned_context_of(*uris: Uri) -> str | None:
+def pinned_context_of(settings: Settings, *uris: Uri) -> str | None:
     """The context pinned in the processing bucket: the first S3 location among ``uris``
     (None when there is none, or nothing is pinned)."""
     for uri in uris:
         if uri.scheme == "s3":
-            return pinned_context(uri.bucket)
+            return pinned_context(uri.bucket, settings)
     return None
 
 
-def pinned_context(bucket: str) -> str | None:
+def pinned_context(bucket: str, settings: Settings) -> str | None:
     """The ``.pmap`` name under ``s3://<bucket>/crds_env_vars/``, or None if nothing is pinned.
 
     Several ``.pmap`` objects are an operator error; the highest-numbered one
     is used and a warning is logged.
     """
     name, prefix = _bucket_and_prefix(bucket)
-    client = s3.make_client()
+    client = s3.make_client(settings)
     where = s3.join_key(prefix, PIN_PREFIX)
     keys = s3.call_with_retries(
         f"listing s3://{name}/{where}/",
         lambda: _list_folder(client, name, where),
         error=ReferencesError,
+        policy=s3.retry_policy(settings),
     )
     pmaps = sorted(os.path.basename(key) for key in keys if key.endswith(".pmap"))
     if not pmaps:
@@ -131,24 +135,28 @@ def _absent(exc: ReferencesError) -> bool:
     return s3.error_code(exc.__cause__) in ("NoSuchKey", "404", "AccessDenied", "403")
 
 
-def _get(client: Any, bucket: str, key: str, target: Path) -> None:
+def _get(client: Any, bucket: str, key: str, target: Path, policy: RetryPolicy) -> None:
     s3.call_with_retries(
         f"downloading s3://{bucket}/{key}",
         lambda: _atomic_download(client, bucket, key, target),
         error=ReferencesError,
+        policy=policy,
     )
 
 
-def prepare_config(crds_bucket: str, crds_path: Path) -> None:
+def prepare_config(crds_bucket: str, crds_path: Path, settings: Settings) -> None:
     """GET ``config/hst/server_config`` into the cache (every run: the operational
     context and the references' sizes and sha1s change with CRDS deliveries)."""
     bucket, prefix = _bucket_and_prefix(crds_bucket)
     key = s3.join_key(prefix, f"config/{OBSERVATORY}/server_config")
-    _get(s3.make_client(), bucket, key, crds_path / "config" / OBSERVATORY / "server_config")
+    target = crds_path / "config" / OBSERVATORY / "server_config"
+    _get(s3.make_client(settings), bucket, key, target, s3.retry_policy(settings))
     log.info("CRDS server_config from s3://%s/%s", bucket, key)
 
 
-def prepare_rules(crds_bucket: str, crds_path: Path, context: str, instruments: list[str]) -> str:
+def prepare_rules(
+    crds_bucket: str, crds_path: Path, context: str, instruments: list[str], settings: Settings
+) -> str:
     """Make ``context`` loadable offline for ``instruments``; return where its rules came from.
 
     From ``mappings/hst/`` when the bucket has the context there: the ``.pmap``,
@@ -160,7 +168,8 @@ def prepare_rules(crds_bucket: str, crds_path: Path, context: str, instruments: 
     if not context.endswith(".pmap") or "/" in context:
         raise ReferenceFetchError(f"not a CRDS context name: {context!r}")
     bucket, prefix = _bucket_and_prefix(crds_bucket)
-    client = s3.make_client(max_connections=DOWNLOAD_THREADS + 2)
+    client = s3.make_client(settings, max_connections=DOWNLOAD_THREADS + 2)
+    policy = s3.retry_policy(settings)
     folder = crds_path / "mappings" / OBSERVATORY
     pickle = crds_path / "pickles" / OBSERVATORY / f"{context}.pkl"
     where = s3.s3_url(bucket, s3.join_key(prefix, f"mappings/{OBSERVATORY}/"))
@@ -168,23 +177,23 @@ def prepare_rules(crds_bucket: str, crds_path: Path, context: str, instruments: 
     if pickle.is_file() and not (folder / context).is_file():
         return str(pickle)
     try:
-        _fetch_mappings(client, bucket, prefix, folder, [context])
+        _fetch_mappings(client, bucket, prefix, folder, [context], policy)
     except ReferencesError as exc:
         if not _absent(exc):
             raise
         key = s3.join_key(prefix, f"pickles/{OBSERVATORY}/{context}.pkl")
         log.info("%s%s is not there: using the pickled context", where, context)
         try:
-            _get(client, bucket, key, pickle)
+            _get(client, bucket, key, pickle, policy)
         except ReferencesError as exc2:
             raise ReferenceFetchError(
                 f"CRDS context {context}: neither its rules nor its pickle: {exc}; {exc2}"
             ) from exc2
         return s3.s3_url(bucket, key)
     imaps = _selected(folder / context, instruments)
-    _fetch_mappings(client, bucket, prefix, folder, imaps)
+    _fetch_mappings(client, bucket, prefix, folder, imaps, policy)
     rmaps = [name for imap in imaps for name in _selected(folder / imap, None)]
-    _fetch_mappings(client, bucket, prefix, folder, rmaps)
+    _fetch_mappings(client, bucket, prefix, folder, rmaps, policy)
     log.info(
         "CRDS rules of %s for %s: %d mapping(s) from %s ready in %.1f s",
         context,
@@ -222,7 +231,9 @@ def _selected(path: Path, instruments: list[str] | None) -> list[str]:
     )
 
 
-def _fetch_mappings(client: Any, bucket: str, prefix: str, folder: Path, names: list[str]) -> None:
+def _fetch_mappings(
+    client: Any, bucket: str, prefix: str, folder: Path, names: list[str], policy: RetryPolicy
+) -> None:
     """GET the named mappings that are not yet in ``folder``, each checked before it is kept."""
 
     def get(name: str) -> None:
@@ -236,6 +247,7 @@ def _fetch_mappings(client: Any, bucket: str, prefix: str, folder: Path, names: 
             f"downloading s3://{bucket}/{key}",
             lambda: client.get_object(Bucket=bucket, Key=key)["Body"].read(),
             error=ReferencesError,
+            policy=policy,
         )
         _mapping(data.decode("utf-8", errors="replace"), name)
         _atomic_write(target, data)
@@ -290,7 +302,7 @@ def file_matches(path: Path, expected: Expected) -> str | None:
 
 
 def fetch_references(
-    crds_bucket: str, crds_path: Path, references: Mapping[str, str]
+    crds_bucket: str, crds_path: Path, references: Mapping[str, str], settings: Settings
 ) -> list[Path]:
     """Make each reference present and verified where the programs will look for it.
 
@@ -316,8 +328,8 @@ def fetch_references(
             "no size/sha1 in the cache's download_metadata for: " + ", ".join(unknown)
         )
     dirs = reference_dirs(crds_path)
-    policy = s3.policy_from_env("CALDP_REFERENCE_RETRIES", "CALDP_REFERENCE_RETRY_SECONDS")
-    client = s3.make_client(max_connections=DOWNLOAD_THREADS + 2)
+    policy = settings.retry_policy("CALDP_REFERENCE_RETRIES", "CALDP_REFERENCE_RETRY_SECONDS")
+    client = s3.make_client(settings, max_connections=DOWNLOAD_THREADS + 2)
 
     def get(name: str) -> Path:
         target = Path(dirs[references[name]]) / name

@@ -79,10 +79,10 @@ def check_apart(dataset: Dataset, input_uri: Uri, output_uri: Uri, work: Path) -
             "which every run replaces: copy the files elsewhere and use that folder"
         )
     if output_uri.scheme == "file":
-        from caldp.storage.file import FileOutput
+        from caldp.storage.file import dataset_dir
 
         root = _real(output_uri.location)
-        delivered = _real(FileOutput(output_uri).dataset_dir(dataset))
+        delivered = _real(dataset_dir(root, dataset))
         if source is not None and _within(root, source):
             problems.append(
                 f"the output folder {root} is "

@@ -18,7 +18,7 @@ from caldp.datasets import Dataset
 from caldp.errors import InputError
 from caldp.hstfiles import HstFileError, read_association, read_poller
 from caldp.instruments import Handler
-from caldp.storage.tarball import LIMIT_ENV, byte_limit
+from caldp.storage.tarball import LIMIT_ENV
 
 log = logging.getLogger("caldp.inputs")
 
@@ -103,15 +103,15 @@ def _select_mosaic(dataset: Dataset, by_name: dict[str, Path], env_file: Path | 
     return Selection(files=files, env_file=env_file, poller=poller)
 
 
-def stage(paths: Sequence[Path], work_dir: Path, max_bytes: int | None = None) -> list[Path]:
+def stage(paths: Sequence[Path], work_dir: Path, *, max_bytes: int) -> list[Path]:
     """Copy files into ``work_dir`` (gunzipping ``.fits.gz``); the originals are never touched.
 
-    Together the copies may take at most ``max_bytes`` (``CALDP_MAX_TAR_BYTES``), the
-    limit of the tarball extraction: a few kilobytes of ``.fits.gz`` can unpack to any
-    size.  On failure the copies made so far are removed.
+    Together the copies may take at most ``max_bytes``
+    (:func:`caldp.storage.tarball.byte_limit`, the limit of the tarball
+    extraction): a few kilobytes of ``.fits.gz`` can unpack to any size.  On
+    failure the copies made so far are removed.
     """
-    limit = max_bytes or byte_limit()
-    left = limit
+    limit = left = max_bytes
     staged: list[Path] = []
     try:
         for src in paths:

@@ -46,6 +46,7 @@ from caldp.exit_codes import ExitCode
 from caldp.instruments import Handler, Stage, files_with, handler_for
 from caldp.settings import Settings
 from caldp.storage import SCHEMES, DeliveryPlan, Output, Uri, input_backend, open_output
+from caldp.storage.tarball import byte_limit
 from caldp.sysexit import (
     SIMULATE_ENV,
     CaldpError,
@@ -234,12 +235,14 @@ class Run:
         download.mkdir(exist_ok=True)
         module = input_backend(self.request.input_uri)
         try:
-            candidates = module.fetch(self.request.input_uri.location, self.dataset, download)
+            candidates = module.fetch(
+                self.request.input_uri.location, self.dataset, download, self.settings
+            )
             selection = inputs.select(self.dataset, self.handler, candidates)
             to_stage = list(selection.files)
             if selection.poller is not None:
                 to_stage.append(selection.poller)
-            self.staged = inputs.stage(to_stage, self.work_dir)
+            self.staged = inputs.stage(to_stage, self.work_dir, max_bytes=byte_limit(self.settings))
             if selection.env_file is not None:
                 values = envfile.read(selection.env_file)  # checked before it is copied
                 env_dir = self.work_dir / "env"
@@ -299,18 +302,22 @@ class Run:
 
             if not crds_bucket:
                 raise bestrefs.BestrefsError(f"CRDSBUCKET is not set (profile {profile.name})")
-            crds_s3.prepare_config(crds_bucket, crds_path)
-            pinned = crds_s3.pinned_context_of(self.request.output_uri, self.request.input_uri)
+            crds_s3.prepare_config(crds_bucket, crds_path, self.settings)
+            pinned = crds_s3.pinned_context_of(
+                self.settings, self.request.output_uri, self.request.input_uri
+            )
         context = bestrefs.choose_context(crds_path, self.settings.environ, pinned)
         if crds_bucket:
-            crds_s3.prepare_rules(crds_bucket, crds_path, context, bestrefs.instruments(targets))
+            crds_s3.prepare_rules(
+                crds_bucket, crds_path, context, bestrefs.instruments(targets), self.settings
+            )
         crds_handler = caldp_log.attach_file(self.logs_dir / caldp_log.PROCESS_LOG, "CRDS")
         try:
             result = bestrefs.run(targets, crds_path, context, sync=profile.sync_references)
         finally:
             caldp_log.detach(crds_handler, "CRDS")
         if crds_bucket:
-            crds_s3.fetch_references(crds_bucket, crds_path, result.references)
+            crds_s3.fetch_references(crds_bucket, crds_path, result.references, self.settings)
         missing = self.use_references(result.references, crds_path)
         if missing and crds_bucket:
             raise bestrefs.BestrefsError(f"references fetched but not found: {', '.join(missing)}")
@@ -624,7 +631,7 @@ def _run(
         if ignored:
             log.warning("%s=%r is not a caldp exit code: ignored", SIMULATE_ENV, ignored)
         log.info("working folder %s", work)
-        output = open_output(request.output_uri)
+        output = open_output(request.output_uri, settings)
         run = Run(request, handler_for(request.dataset), work, output, settings, sigterm=sigterm)
         run.work_problem = work_problem
         try:

@@ -10,7 +10,9 @@ while it runs (:meth:`Settings.exported`).
 Each number has a default and a range; a value that is not a number of the
 right kind, or is out of range, is refused naming the variable.
 :meth:`Settings.read` checks them all before any work (exit 2), and every part
-reads its value with :func:`number`.
+reads its value from the run's settings (:meth:`Settings.number`, or
+:func:`number` on a mapping given to it): only :meth:`Settings.read` reads
+``os.environ``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
+
+from caldp.retry import RetryPolicy
 
 
 class SettingsError(ValueError):
@@ -55,11 +59,11 @@ NUMBERS: dict[str, Number] = {
 }
 
 
-def number(name: str, environ: Mapping[str, str] | None = None) -> int | float:
-    """The value of ``name`` (its default when unset or empty); :class:`SettingsError`
-    when it is not a number of its kind within its range."""
+def number(name: str, environ: Mapping[str, str]) -> int | float:
+    """The value of ``name`` in ``environ`` (its default when unset or empty);
+    :class:`SettingsError` when it is not a number of its kind within its range."""
     spec = NUMBERS[name]
-    text = (os.environ if environ is None else environ).get(name, "").strip()
+    text = environ.get(name, "").strip()
     if not text:
         return spec.default
     what = "a whole number" if spec.kind is int else "a number"
@@ -77,7 +81,7 @@ def number(name: str, environ: Mapping[str, str] | None = None) -> int | float:
     return value
 
 
-def check(environ: Mapping[str, str] | None = None) -> None:
+def check(environ: Mapping[str, str]) -> None:
     """Raise :class:`SettingsError` for the first unusable variable."""
     for name in NUMBERS:
         number(name, environ)
@@ -107,6 +111,11 @@ class Settings:
 
     def number(self, name: str) -> int | float:
         return number(name, self.environ)
+
+    def retry_policy(self, attempts: str, seconds: str) -> RetryPolicy:
+        """The retry policy of ``attempts`` tries, the first wait ``seconds`` (the
+        names of two numbers, such as ``CALDP_S3_RETRIES``, ``CALDP_S3_RETRY_SECONDS``)."""
+        return RetryPolicy(attempts=int(self.number(attempts)), first_wait=self.number(seconds))
 
     def adding(self, values: Mapping[str, str]) -> Settings:
         """These settings with ``values`` on top (checked, as :meth:`read` does)."""

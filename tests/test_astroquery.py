@@ -9,6 +9,7 @@ import pytest
 
 from caldp.datasets import parse
 from caldp.errors import DownloadError
+from caldp.settings import Settings
 from caldp.storage import astroquery as aq
 from tests.support.mast_server import Catalog, MastServer
 from tests.support.s3_fixtures import s3_client, use_fast_retries
@@ -67,7 +68,7 @@ def _unzipped(path: Path) -> bytes:
 
 def test_cos_association_gets_exactly_its_members_raw_files(mast, testdata, tmp_path):
     server = mast(_cos_catalog(testdata))
-    files = aq.fetch("", parse(COS_DS), tmp_path / "in")
+    files = aq.fetch("", parse(COS_DS), tmp_path / "in", Settings.read())
     expected = [f"{COS_DS}_asn.fits"]
     for member in COS_MEMBERS:
         expected += [f"{member}_rawtag_a.fits", f"{member}_spt.fits"]
@@ -83,7 +84,7 @@ def test_cos_association_gets_exactly_its_members_raw_files(mast, testdata, tmp_
 
 def test_exposure_filed_under_its_association(mast, testdata, tmp_path):
     server = mast(_acs_catalog(testdata))
-    files = aq.fetch("", parse("j8bt05njq"), tmp_path / "in")
+    files = aq.fetch("", parse("j8bt05njq"), tmp_path / "in", Settings.read())
     assert [p.name for p in files] == [ACS_RAW]
     assert files[0].read_bytes() == (testdata / "acs" / ACS_RAW).read_bytes()
     assert server.downloads("j8bt05nkq_raw.fits") == 0
@@ -92,7 +93,7 @@ def test_exposure_filed_under_its_association(mast, testdata, tmp_path):
 def test_nothing_at_mast_is_22(mast, testdata, tmp_path):
     mast(_acs_catalog(testdata))
     with pytest.raises(DownloadError) as err:
-        aq.fetch("", parse("lb4l02m2q"), tmp_path / "in")
+        aq.fetch("", parse("lb4l02m2q"), tmp_path / "in", Settings.read())
     assert "lb4l02m2q" in str(err.value)
     assert not (tmp_path / "in").exists() or not any((tmp_path / "in").iterdir())
 
@@ -102,7 +103,7 @@ def test_observation_without_raw_files_is_22(mast, testdata, tmp_path):
     catalog.add_observation(COS_DS, "COS/FUV", _cos_products(testdata))
     mast(catalog)
     with pytest.raises(DownloadError) as err:
-        aq.fetch("", parse(COS_DS), tmp_path / "in")
+        aq.fetch("", parse(COS_DS), tmp_path / "in", Settings.read())
     assert "asn" in str(err.value)
 
 
@@ -118,7 +119,7 @@ def test_association_table_without_raw_files_is_22(mast, testdata, tmp_path):
     catalog.add_observation(COS_DS, "COS/FUV", [asn, *_cos_products(testdata)])
     server = mast(catalog)
     with pytest.raises(DownloadError) as err:
-        aq.fetch("", parse(COS_DS), tmp_path / "in")
+        aq.fetch("", parse(COS_DS), tmp_path / "in", Settings.read())
     assert "MAST lists no ASN/RAW/" in str(err.value)
     assert server.downloads(f"{COS_DS}_asn.fits") == 1  # it got as far as the table
 
@@ -129,14 +130,14 @@ def test_exposure_with_only_calibrated_products_is_22(mast, testdata, tmp_path):
     catalog.add_observation("j8bt05njq", "ACS/HRC", [("j8bt05njq_flt.fits", raw)])
     mast(catalog)
     with pytest.raises(DownloadError) as err:
-        aq.fetch("", parse("j8bt05njq"), tmp_path / "in")
+        aq.fetch("", parse("j8bt05njq"), tmp_path / "in", Settings.read())
     assert "MAST lists no ASN/RAW files for j8bt05njq" in str(err.value)
 
 
 def test_a_member_missing_at_mast_is_a_partial_result(mast, testdata, tmp_path):
     mast(_cos_catalog(testdata, drop="ldfd01vtq"))
     with pytest.raises(DownloadError) as err:
-        aq.fetch("", parse(COS_DS), tmp_path / "in")
+        aq.fetch("", parse(COS_DS), tmp_path / "in", Settings.read())
     assert "ldfd01vtq" in str(err.value)
 
 
@@ -144,7 +145,7 @@ def test_failed_downloads_are_retried(mast, testdata, tmp_path):
     server = mast(_cos_catalog(testdata))
     server.fail_download("ldfd01vnq_rawtag_a.fits", "truncate")
     server.fail_download("ldfd01vpq_spt.fits", "500", "500")
-    files = aq.fetch("", parse(COS_DS), tmp_path / "in")
+    files = aq.fetch("", parse(COS_DS), tmp_path / "in", Settings.read())
     assert len(files) == 9
     assert server.downloads("ldfd01vnq_rawtag_a.fits") == 2
     assert server.downloads("ldfd01vpq_spt.fits") == 3
@@ -157,7 +158,7 @@ def test_downloads_that_keep_failing_are_22(mast, testdata, tmp_path):
     server = mast(_cos_catalog(testdata))
     server.fail_download("ldfd01vrq_rawtag_a.fits", *["truncate"] * 5)
     with pytest.raises(DownloadError) as err:
-        aq.fetch("", parse(COS_DS), tmp_path / "in")
+        aq.fetch("", parse(COS_DS), tmp_path / "in", Settings.read())
     assert "ldfd01vrq_rawtag_a.fits" in str(err.value)
     assert server.downloads("ldfd01vrq_rawtag_a.fits") == 3
     assert not (tmp_path / "in" / "ldfd01vrq_rawtag_a.fits").exists()
@@ -183,7 +184,7 @@ def test_svm_poller_in_a_folder(mast, testdata, tmp_path):
     where = tmp_path / "poller"
     where.mkdir()
     (where / "acs_8bt_05_input.out").write_text(POLLER)
-    files = aq.fetch(str(where), parse("acs_8bt_05"), tmp_path / "in")
+    files = aq.fetch(str(where), parse("acs_8bt_05"), tmp_path / "in", Settings.read())
     assert sorted(p.name for p in files) == ["acs_8bt_05_input.out", "j8bt05njq_flc.fits"]
     assert (tmp_path / "in" / "acs_8bt_05_input.out").read_text() == POLLER
     assert (tmp_path / "in" / "j8bt05njq_flc.fits").read_bytes() == (
@@ -203,18 +204,18 @@ def test_mvm_poller_on_s3_listing_a_file_mast_lacks_is_22(
     text = POLLER + "j8bt05nzq_flc.fits,9019,8BT,05,100.0,F555W,HRC,p2381x06y09,NEW,x\n"
     s3.put_object(Bucket="caldp-pollers", Key=f"mvm/{ds}_input.out", Body=text.encode())
     with pytest.raises(DownloadError) as err:
-        aq.fetch("s3://caldp-pollers/mvm", parse(ds), tmp_path / "in")
+        aq.fetch("s3://caldp-pollers/mvm", parse(ds), tmp_path / "in", Settings.read())
     assert "j8bt05nzq_flc.fits" in str(err.value)
     # The same poller without the unknown file is fetched.
     s3.put_object(Bucket="caldp-pollers", Key=f"mvm/{ds}_input.out", Body=POLLER.encode())
-    files = aq.fetch("s3://caldp-pollers/mvm", parse(ds), tmp_path / "in2")
+    files = aq.fetch("s3://caldp-pollers/mvm", parse(ds), tmp_path / "in2", Settings.read())
     assert sorted(p.name for p in files) == sorted([f"{ds}_input.out", "j8bt05njq_flc.fits"])
 
 
 def test_missing_poller_is_22(mast, testdata, tmp_path):
     mast(_svm_catalog(testdata))
     with pytest.raises(DownloadError):
-        aq.fetch(str(tmp_path), parse("acs_8bt_05"), tmp_path / "in")
+        aq.fetch(str(tmp_path), parse("acs_8bt_05"), tmp_path / "in", Settings.read())
 
 
 def test_selection_is_exact():
@@ -249,7 +250,7 @@ def test_association_member_not_present_is_neither_fetched_nor_required(mast, te
     catalog = Catalog()
     catalog.add_observation("j8bt05020", "ACS/HRC", [asn, testdata / "acs" / ACS_RAW])
     server = mast(catalog)
-    files = aq.fetch("", parse("j8bt05020"), tmp_path / "in")
+    files = aq.fetch("", parse("j8bt05020"), tmp_path / "in", Settings.read())
     assert sorted(p.name for p in files) == ["j8bt05020_asn.fits", ACS_RAW]
     selection = inputs.select(parse("j8bt05020"), HANDLERS["acs"], files)
     assert [p.name for p in selection.files] == ["j8bt05020_asn.fits", ACS_RAW]

@@ -12,6 +12,7 @@ import pytest
 
 from caldp import bestrefs, crds_s3
 from caldp.errors import ReferencesError
+from caldp.settings import Settings
 from tests.support.s3_fixtures import RecordingProxy, s3_client, use_fast_retries
 
 pytestmark = pytest.mark.s3
@@ -81,10 +82,12 @@ def test_config_and_rules_by_name_for_the_inputs_instruments(
     cache = tmp_path / "crds_cache"
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"]) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        crds_s3.prepare_config(f"s3://{crds_bucket}", cache)
-        where = crds_s3.prepare_rules(f"s3://{crds_bucket}", cache, CONTEXT, ["COS"])
+        crds_s3.prepare_config(f"s3://{crds_bucket}", cache, Settings.read())
+        where = crds_s3.prepare_rules(
+            f"s3://{crds_bucket}", cache, CONTEXT, ["COS"], Settings.read()
+        )
         first = len(proxy.requests())
-        crds_s3.prepare_rules(f"s3://{crds_bucket}", cache, CONTEXT, ["COS"])
+        crds_s3.prepare_rules(f"s3://{crds_bucket}", cache, CONTEXT, ["COS"], Settings.read())
         again = len(proxy.requests()) - first
     assert where == f"s3://{crds_bucket}/mappings/hst/"
     assert listings(proxy) == []
@@ -111,8 +114,8 @@ def test_crds_assigns_references_with_the_rules_fetched(
     _use_cache(monkeypatch, cache)
     raw = tmp_path / "lb4l02m2q_rawacq.fits"
     raw.write_bytes(gzip.decompress((testdata / "cos" / "acq" / f"{raw.name}.gz").read_bytes()))
-    crds_s3.prepare_config(crds_bucket, cache)
-    crds_s3.prepare_rules(crds_bucket, cache, CONTEXT, bestrefs.instruments([raw]))
+    crds_s3.prepare_config(crds_bucket, cache, Settings.read())
+    crds_s3.prepare_rules(crds_bucket, cache, CONTEXT, bestrefs.instruments([raw]), Settings.read())
     result = bestrefs.run([raw], cache, CONTEXT, sync=False)
     assert result.references and set(result.references.values()) == {"lref"}
 
@@ -145,8 +148,8 @@ def test_a_bucket_with_pickles_and_no_mappings(
     raw.write_bytes(gzip.decompress((testdata / "cos" / "acq" / f"{raw.name}.gz").read_bytes()))
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"]) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        crds_s3.prepare_config(seed_bucket, cache)
-        where = crds_s3.prepare_rules(seed_bucket, cache, CONTEXT, ["COS"])
+        crds_s3.prepare_config(seed_bucket, cache, Settings.read())
+        where = crds_s3.prepare_rules(seed_bucket, cache, CONTEXT, ["COS"], Settings.read())
     assert where == f"s3://{seed_bucket}/pickles/hst/{CONTEXT}.pkl"
     assert listings(proxy) == []
     assert (cache / "pickles" / "hst" / f"{CONTEXT}.pkl").is_file()
@@ -158,15 +161,15 @@ def test_a_bucket_with_pickles_and_no_mappings(
 def test_a_bucket_without_rules_is_27(s3, crds_cache, tmp_path):
     _mirror(s3, crds_cache, ("config/hst",))
     cache = tmp_path / "cache"
-    crds_s3.prepare_config(CRDS_BUCKET, cache)
+    crds_s3.prepare_config(CRDS_BUCKET, cache, Settings.read())
     with pytest.raises(ReferencesError) as err:
-        crds_s3.prepare_rules(CRDS_BUCKET, cache, CONTEXT, ["COS"])
+        crds_s3.prepare_rules(CRDS_BUCKET, cache, CONTEXT, ["COS"], Settings.read())
     assert "neither its rules nor its pickle" in str(err.value)
     for bucket in ("caldp-empty-crds", "no-such-crds-bucket"):
         if bucket == "caldp-empty-crds":
             s3.create_bucket(Bucket=bucket)
         with pytest.raises(ReferencesError) as err:
-            crds_s3.prepare_config(bucket, tmp_path / "cache2")
+            crds_s3.prepare_config(bucket, tmp_path / "cache2", Settings.read())
 
 
 def test_a_damaged_mapping_is_27_and_not_kept(crds_bucket, s3, crds_cache, tmp_path):
@@ -174,9 +177,9 @@ def test_a_damaged_mapping_is_27_and_not_kept(crds_bucket, s3, crds_cache, tmp_p
     text = (crds_cache / "mappings" / "hst" / name).read_text()
     s3.put_object(Bucket=CRDS_BUCKET, Key=f"mappings/hst/{name}", Body=text.replace("'", '"', 9))
     cache = tmp_path / "crds_cache"
-    crds_s3.prepare_config(crds_bucket, cache)
+    crds_s3.prepare_config(crds_bucket, cache, Settings.read())
     with pytest.raises(ReferencesError) as err:
-        crds_s3.prepare_rules(crds_bucket, cache, CONTEXT, ["COS"])
+        crds_s3.prepare_rules(crds_bucket, cache, CONTEXT, ["COS"], Settings.read())
     assert name in str(err.value)
     assert not (cache / "mappings" / "hst" / name).exists()
 
@@ -197,13 +200,16 @@ def test_fetch_a_good_reference(refs_bucket, crds_cache, tmp_path, monkeypatch, 
     folder = cache / "references" / "hst" / ("" if flat else "acs")
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"]) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        paths = crds_s3.fetch_references(refs_bucket, cache, {REFERENCE: "jref"})
+        paths = crds_s3.fetch_references(refs_bucket, cache, {REFERENCE: "jref"}, Settings.read())
         assert paths == [folder / REFERENCE]
         assert bestrefs.locate({REFERENCE: "jref"}, cache).dirs["jref"] == f"{folder}/"
         assert listings(proxy) == []
         assert paths[0].read_bytes() == (crds_cache / "references" / "hst" / REFERENCE).read_bytes()
         gets = len(proxy.requests("GET"))
-        assert crds_s3.fetch_references(refs_bucket, cache, {REFERENCE: "jref"}) == paths
+        assert (
+            crds_s3.fetch_references(refs_bucket, cache, {REFERENCE: "jref"}, Settings.read())
+            == paths
+        )
         assert len(proxy.requests("GET")) == gets  # verified in the cache: not fetched again
     assert sorted(p.name for p in paths[0].parent.iterdir()) == [REFERENCE]  # no temp files
 
@@ -223,7 +229,7 @@ def test_a_bad_reference_is_retried_then_27(
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"]) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         with pytest.raises(ReferencesError) as err:
-            crds_s3.fetch_references(refs_bucket, cache, {REFERENCE: "jref"})
+            crds_s3.fetch_references(refs_bucket, cache, {REFERENCE: "jref"}, Settings.read())
     assert damage in str(err.value)
     gets = [r for r in proxy.requests("GET") if r[1].endswith(REFERENCE)]
     assert len(gets) == int(os.environ["CALDP_REFERENCE_RETRIES"])
@@ -244,7 +250,7 @@ def test_a_transient_failure_is_retried(refs_bucket, crds_cache, tmp_path, monke
 
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"], refuse_once) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        paths = crds_s3.fetch_references(refs_bucket, cache, {REFERENCE: "jref"})
+        paths = crds_s3.fetch_references(refs_bucket, cache, {REFERENCE: "jref"}, Settings.read())
     assert refused
     assert [s for _m, p, s in proxy.requests() if p.endswith(REFERENCE)][0] == 503
     assert paths[0].read_bytes() == (crds_cache / "references" / "hst" / REFERENCE).read_bytes()
@@ -255,7 +261,7 @@ def test_a_bad_cached_reference_is_fetched_again(refs_bucket, crds_cache, tmp_pa
     local = cache / "references" / "hst" / REFERENCE
     local.parent.mkdir(parents=True)
     local.write_bytes(b"not the reference")
-    crds_s3.fetch_references(refs_bucket, cache, {REFERENCE: "jref"})
+    crds_s3.fetch_references(refs_bucket, cache, {REFERENCE: "jref"}, Settings.read())
     assert local.read_bytes() == (crds_cache / "references" / "hst" / REFERENCE).read_bytes()
 
 
@@ -263,19 +269,23 @@ def test_missing_or_unknown_references_are_27(refs_bucket, crds_cache, tmp_path)
     cache = _prepared(crds_cache, tmp_path)
     # Known to CRDS (it has a size and sha1) but not in the bucket: no bias files are.
     with pytest.raises(ReferencesError) as err:
-        crds_s3.fetch_references(refs_bucket, cache, {"m4r1753rj_bia.fits": "jref"})
+        crds_s3.fetch_references(
+            refs_bucket, cache, {"m4r1753rj_bia.fits": "jref"}, Settings.read()
+        )
     assert "m4r1753rj_bia.fits" in str(err.value)
     with pytest.raises(ReferencesError) as err:
-        crds_s3.fetch_references(refs_bucket, cache, {"zzzzzzzzz_bia.fits": "jref"})
+        crds_s3.fetch_references(
+            refs_bucket, cache, {"zzzzzzzzz_bia.fits": "jref"}, Settings.read()
+        )
     assert "download_metadata" in str(err.value)
 
 
 def test_pinned_context(s3):
     s3.create_bucket(Bucket="caldp-outputs")
-    assert crds_s3.pinned_context("caldp-outputs") is None
+    assert crds_s3.pinned_context("caldp-outputs", Settings.read()) is None
     s3.put_object(Bucket="caldp-outputs", Key="crds_env_vars/hst_0729.pmap", Body=b"")
     s3.put_object(Bucket="caldp-outputs", Key="crds_env_vars/README", Body=b"x")
-    assert crds_s3.pinned_context("caldp-outputs") == "hst_0729.pmap"
-    assert crds_s3.pinned_context("s3://caldp-outputs") == "hst_0729.pmap"
+    assert crds_s3.pinned_context("caldp-outputs", Settings.read()) == "hst_0729.pmap"
+    assert crds_s3.pinned_context("s3://caldp-outputs", Settings.read()) == "hst_0729.pmap"
     with pytest.raises(ReferencesError):
-        crds_s3.pinned_context("no-such-bucket-caldp")
+        crds_s3.pinned_context("no-such-bucket-caldp", Settings.read())

@@ -12,6 +12,7 @@ from caldp.datasets import parse
 from caldp.errors import DownloadError
 from caldp.hstfiles import HstFileError, read_association, read_poller
 from caldp.instruments import HANDLERS
+from caldp.settings import Settings
 from caldp.storage import astroquery as aq
 
 
@@ -119,11 +120,11 @@ def test_a_poller_path_is_refused_by_inputs_and_by_mast_alike(tmp_path):
     with pytest.raises(inputs.InputsError, match="bare file names"):
         inputs.select(parse("acs_8ph_01"), HANDLERS["svm"], folder.iterdir())
     with pytest.raises(DownloadError, match="bare file names"):
-        aq.fetch(str(folder), parse("acs_8ph_01"), tmp_path / "download")
+        aq.fetch(str(folder), parse("acs_8ph_01"), tmp_path / "download", Settings.read())
     assert [p.name for p in (tmp_path / "download").iterdir()] == ["acs_8ph_01_input.out"]
 
 
 def test_mast_refuses_a_name_it_cannot_have(tmp_path):
     (tmp_path / "acs_8ph_01_input.out").write_text("J8PH01A1Q_FLC.fits,9999\n")
     with pytest.raises(aq.AstroqueryError, match="not a MAST file name"):
-        aq.fetch(str(tmp_path), parse("acs_8ph_01"), tmp_path / "download")
+        aq.fetch(str(tmp_path), parse("acs_8ph_01"), tmp_path / "download", Settings.read())

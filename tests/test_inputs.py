@@ -106,7 +106,7 @@ def test_stage_copies_and_gunzips_leaving_originals(tmp_path):
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in src.iterdir()}
     work = tmp_path / "work"
     work.mkdir()
-    staged = inputs.stage(sorted(src.iterdir()), work)
+    staged = inputs.stage(sorted(src.iterdir()), work, max_bytes=2**30)
     assert sorted(p.name for p in staged) == ["lb4l02m2q_rawacq.fits", "lb4l02m2q_spt.fits"]
     fits.setval(staged[0], "RANDSEED", value=1)
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in src.iterdir()}
@@ -146,9 +146,9 @@ def test_stage_stops_a_fits_gz_bomb_at_the_byte_limit(tmp_path):
     assert list(work.iterdir()) == []  # the part written is removed
 
 
-def test_stage_limit_is_on_the_sum_of_the_decompressed_inputs(tmp_path, monkeypatch):
-    """Three files of 6 MiB, each under the 16 MiB of CALDP_MAX_TAR_BYTES, plain or not."""
-    monkeypatch.setenv("CALDP_MAX_TAR_BYTES", str(16 * 2**20))
+def test_stage_limit_is_on_the_sum_of_the_decompressed_inputs(tmp_path):
+    """Three files of 6 MiB, each under a 16 MiB limit, plain or not."""
+    limit = 16 * 2**20
     src = tmp_path / "src"
     src.mkdir()
     files = [_bomb(src / f"j8cb01u{k}q_raw.fits.gz", 6 * 2**20) for k in range(2)]
@@ -157,6 +157,6 @@ def test_stage_limit_is_on_the_sum_of_the_decompressed_inputs(tmp_path, monkeypa
     work = tmp_path / "work"
     work.mkdir()
     with pytest.raises(inputs.InputsError, match="byte limit"):
-        inputs.stage(files, work)
+        inputs.stage(files, work, max_bytes=limit)
     assert list(work.iterdir()) == []  # the copies made before are removed too
-    assert len(inputs.stage(files[:2], work)) == 2
+    assert len(inputs.stage(files[:2], work, max_bytes=limit)) == 2

@@ -14,6 +14,7 @@ import pytest
 
 from caldp.datasets import parse
 from caldp.errors import DownloadError, InputError, OutputError
+from caldp.settings import Settings
 from caldp.storage import DeliveryPlan, Uri, parse_output_uri, s3_upload
 from caldp.storage import s3 as s3mod
 from tests.support.s3_fixtures import CuttingProxy, RecordingProxy, s3_client, use_fast_retries
@@ -70,7 +71,7 @@ def test_fetch_streams_the_input_tarball(s3, testdata, tmp_path):
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key=f"inputs/{COS_DS}.tar.gz", Body=_tar_gz(files))
     dest = tmp_path / "in"
-    got = s3mod.fetch(f"{BUCKET}/inputs", parse(COS_DS), dest)
+    got = s3mod.fetch(f"{BUCKET}/inputs", parse(COS_DS), dest, Settings.read())
     assert sorted(p.name for p in got) == sorted(files)
     for path in got:
         assert path.parent == dest
@@ -82,7 +83,7 @@ def test_fetch_missing_object_is_26_without_retrying(monkeypatch, s3, tmp_path):
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"]) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         with pytest.raises(DownloadError) as err:
-            s3mod.fetch(f"{BUCKET}/inputs", parse(COS_DS), tmp_path / "in")
+            s3mod.fetch(f"{BUCKET}/inputs", parse(COS_DS), tmp_path / "in", Settings.read())
     assert "NoSuchKey" in str(err.value)
     assert len(proxy.requests("GET")) == 1  # a missing object is final
     assert list((tmp_path / "in").iterdir()) == []
@@ -90,7 +91,7 @@ def test_fetch_missing_object_is_26_without_retrying(monkeypatch, s3, tmp_path):
 
 def test_fetch_from_a_bucket_that_does_not_exist_is_26(s3, tmp_path):
     with pytest.raises(DownloadError) as err:
-        s3mod.fetch("no-such-bucket-caldp/inputs", parse(COS_DS), tmp_path / "in")
+        s3mod.fetch("no-such-bucket-caldp/inputs", parse(COS_DS), tmp_path / "in", Settings.read())
     assert "s3://no-such-bucket-caldp/inputs/" in str(err.value)
     assert "NoSuchBucket" in str(err.value)
 
@@ -101,7 +102,7 @@ def test_truncated_tarball_is_21_and_leaves_nothing(s3, testdata, tmp_path):
     s3.put_object(Bucket=BUCKET, Key=f"inputs/{COS_DS}.tar.gz", Body=blob[: len(blob) * 2 // 3])
     dest = tmp_path / "in"
     with pytest.raises(InputError):
-        s3mod.fetch(f"{BUCKET}/inputs", parse(COS_DS), dest)
+        s3mod.fetch(f"{BUCKET}/inputs", parse(COS_DS), dest, Settings.read())
     assert list(dest.rglob("*")) == []
 
 
@@ -121,7 +122,7 @@ def test_connection_dropped_mid_transfer_is_retried_from_a_clean_folder(monkeypa
     dest = tmp_path / "in"
     with CuttingProxy(os.environ["AWS_ENDPOINT_URL"], cut_after=300_000, cuts=1) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        got = s3mod.fetch(f"{BUCKET}/inputs", parse(COS_DS), dest)
+        got = s3mod.fetch(f"{BUCKET}/inputs", parse(COS_DS), dest, Settings.read())
     assert proxy.cut_count == 1
     # The first member had been extracted before the cut; a leftover would make
     # the second extraction fail ("appears twice"), and nothing else is there.
@@ -137,7 +138,7 @@ def test_connection_always_dropped_is_26_after_bounded_retries(monkeypatch, s3, 
     with CuttingProxy(os.environ["AWS_ENDPOINT_URL"], cut_after=300_000) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         with pytest.raises(DownloadError):
-            s3mod.fetch(f"{BUCKET}/inputs", parse(COS_DS), dest)
+            s3mod.fetch(f"{BUCKET}/inputs", parse(COS_DS), dest, Settings.read())
     assert proxy.cut_count == int(os.environ["CALDP_S3_RETRIES"])
     assert list(dest.rglob("*")) == []
 
@@ -174,7 +175,7 @@ def _products(testdata: Path, tmp_path: Path) -> DeliveryPlan:
 def test_deliver_writes_the_tarball_then_the_logs(s3, testdata, tmp_path):
     s3.create_bucket(Bucket=BUCKET)
     plan = _products(testdata, tmp_path)
-    output = s3mod.S3Output(parse_output_uri(f"s3://{BUCKET}/outputs/{COS_DS}"))
+    output = s3mod.S3Output(parse_output_uri(f"s3://{BUCKET}/outputs/{COS_DS}"), Settings.read())
     output.check()
     delivered = output.deliver(plan)
 
@@ -198,7 +199,9 @@ def test_inputs_only_delivery_has_its_own_tarball_name(s3, testdata, tmp_path):
     plan.products = [p for p in plan.products if "x1d" not in p.name]
     plan.previews = []
     plan.inputs_only = True
-    delivered = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}")).deliver(plan)
+    delivered = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}"), Settings.read()).deliver(
+        plan
+    )
     key = f"outputs/{COS_DS}/{COS_DS}_inputs.tar.gz"
     assert delivered.message_lines == [f"s3://{BUCKET}/{key}"]
     assert f"outputs/{COS_DS}/{COS_DS}.tar.gz" not in _keys(s3)
@@ -214,7 +217,9 @@ def test_logs_only_delivery_names_the_prefix(s3, testdata, tmp_path):
     plan.products, plan.previews, plan.env_files = [], [], []
     present = list(plan.logs)
     plan.logs.append(tmp_path / "work" / "disk_metrics.txt")  # never written: skipped
-    delivered = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}")).deliver(plan)
+    delivered = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}"), Settings.read()).deliver(
+        plan
+    )
     assert delivered.message_lines == [f"s3://{BUCKET}/outputs/{COS_DS}/"]
     assert _keys(s3) == {f"outputs/{COS_DS}/{p.name}" for p in present}
 
@@ -232,7 +237,9 @@ def test_large_delivery_uses_parallel_parts_and_round_trips(monkeypatch, s3, tmp
     plan = DeliveryPlan(dataset=parse("j8bt05njq"), products=products)
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"]) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        delivered = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/j8bt05njq")).deliver(plan)
+        delivered = s3mod.S3Output(
+            Uri("s3", f"{BUCKET}/outputs/j8bt05njq"), Settings.read()
+        ).deliver(plan)
     key = "outputs/j8bt05njq/j8bt05njq.tar.gz"
     parts = [r for r in proxy.requests("PUT") if "partNumber=" in r[1]]
     assert len(parts) >= 2
@@ -256,7 +263,7 @@ def test_messages_follow_the_contract_and_the_trigger_comes_last(
     plan = _products(testdata, tmp_path)
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"]) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        output = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}"))
+        output = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}"), Settings.read())
         output.messages.lock(COS_DS)
         output.messages.start(COS_DS)
         assert f"messages/processing-{COS_DS}" in _keys(s3, prefix="messages/")
@@ -292,7 +299,7 @@ def test_messages_follow_the_contract_and_the_trigger_comes_last(
 def test_error_message_and_stale_messages(s3):
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key=f"messages/processed-{COS_DS}.trigger", Body=b"old\n")
-    box = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}")).messages
+    box = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}"), Settings.read()).messages
     box.lock(COS_DS)
     box.start(COS_DS)
     assert _keys(s3, prefix="messages/") == {f"messages/processing-{COS_DS}"}
@@ -312,14 +319,14 @@ def test_processing_message_is_the_lock_of_the_output(monkeypatch, s3):
 
     s3.create_bucket(Bucket=BUCKET)
     monkeypatch.setenv("AWS_BATCH_JOB_ID", "job-1")
-    box = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}")).messages
+    box = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}"), Settings.read()).messages
     box.lock(COS_DS)
     box.start(COS_DS)
     first = _get(s3, f"messages/processing-{COS_DS}")
     assert b"batch job job-1" in first
     s3.put_object(Bucket=BUCKET, Key=f"messages/submit-{COS_DS}", Body=b"orchestrator\n")
     monkeypatch.setenv("AWS_BATCH_JOB_ID", "job-2")
-    other = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}")).messages
+    other = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}"), Settings.read()).messages
     with pytest.raises(Busy) as err:
         other.lock(COS_DS)
     other.release(COS_DS)
@@ -328,7 +335,7 @@ def test_processing_message_is_the_lock_of_the_output(monkeypatch, s3):
     assert _get(s3, f"messages/processing-{COS_DS}") == first
     assert f"messages/submit-{COS_DS}" in _keys(s3, prefix="messages/")  # untouched
     monkeypatch.setenv("AWS_BATCH_JOB_ID", "job-1")  # the same job, attempt 2
-    again = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}")).messages
+    again = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}"), Settings.read()).messages
     again.lock(COS_DS)
     assert _get(s3, f"messages/processing-{COS_DS}") != first
     again.release(COS_DS)  # stopped before start: processing- goes, submit- stays
@@ -336,7 +343,7 @@ def test_processing_message_is_the_lock_of_the_output(monkeypatch, s3):
 
 
 def test_output_to_a_missing_bucket_is_25_before_and_during_delivery(s3, testdata, tmp_path):
-    output = s3mod.S3Output(Uri("s3", f"no-such-bucket-caldp/outputs/{COS_DS}"))
+    output = s3mod.S3Output(Uri("s3", f"no-such-bucket-caldp/outputs/{COS_DS}"), Settings.read())
     with pytest.raises(OutputError) as err:
         output.check()
     assert "no-such-bucket-caldp" in str(err.value)
@@ -353,7 +360,7 @@ def test_failing_uploads_are_retried_then_25(monkeypatch, s3, testdata, tmp_path
 
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"], refuse_puts) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        output = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}"))
+        output = s3mod.S3Output(Uri("s3", f"{BUCKET}/outputs/{COS_DS}"), Settings.read())
         with pytest.raises(OutputError):
             output.deliver(plan)
     attempts: dict[str, int] = {}
@@ -381,7 +388,7 @@ def test_a_transient_upload_failure_is_retried(monkeypatch, s3, tmp_path):
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"], fail_first_part) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         plan = DeliveryPlan(dataset=parse("j8bt05njq"), products=[big])
-        s3mod.S3Output(Uri("s3", f"{BUCKET}/out")).deliver(plan)
+        s3mod.S3Output(Uri("s3", f"{BUCKET}/out"), Settings.read()).deliver(plan)
     assert failed
     assert [s for m, p, s in proxy.requests("PUT") if "partNumber=1&" in p + "&"] == [503, 200]
     assert _members(_get(s3, "out/j8bt05njq.tar.gz")) == {
@@ -433,7 +440,7 @@ def test_parallel_gzip_is_one_valid_gzip_member(size):
 def test_the_write_check_is_one_put_of_the_log_to_be(s3, monkeypatch):
     """No delete, no listing, no HEAD: the job role needs only s3:PutObject for it."""
     s3.create_bucket(Bucket=BUCKET)
-    output = s3mod.S3Output(parse_output_uri(f"s3://{BUCKET}/outputs/{COS_DS}"))
+    output = s3mod.S3Output(parse_output_uri(f"s3://{BUCKET}/outputs/{COS_DS}"), Settings.read())
     with RecordingProxy(os.environ["AWS_ENDPOINT_URL"]) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         output.check()

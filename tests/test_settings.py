@@ -9,7 +9,7 @@ import pytest
 from caldp import settings
 from caldp.exit_codes import ExitCode
 from caldp.settings import NUMBERS, SettingsError
-from caldp.storage import s3_client, s3_upload, tarball
+from caldp.storage import astroquery, s3_client, tarball
 from tests.support.pipeline_helpers import run
 
 
@@ -38,16 +38,35 @@ def test_bad_values_name_the_variable(name, value, words):
         settings.check({name: value})
 
 
-def test_every_part_reads_through_the_table(monkeypatch):
-    monkeypatch.setenv("CALDP_S3_RETRIES", "7")
-    monkeypatch.setenv("CALDP_S3_RETRY_SECONDS", "0.25")
-    monkeypatch.setenv("CALDP_MAX_TAR_BYTES", "12345")
-    policy = s3_client.retry_policy()
+def test_every_part_reads_the_settings_it_is_given(monkeypatch):
+    """The parts read the run's settings, not the environment as it is when they run."""
+    given = settings.Settings.read(
+        {
+            "CALDP_S3_RETRIES": "7",
+            "CALDP_S3_RETRY_SECONDS": "0.25",
+            "CALDP_ASTROQUERY_RETRIES": "5",
+            "CALDP_ASTROQUERY_RETRY_SECONDS": "0.5",
+            "CALDP_MAX_TAR_BYTES": "12345",
+            "CALDP_MAST_SERVER": "http://mast.example/",
+            "AWS_MAX_ATTEMPTS": "6",
+            "AWS_RETRY_MODE": "adaptive",
+        }
+    )
+    for name in ("CALDP_S3_RETRIES", "CALDP_MAX_TAR_BYTES", "AWS_MAX_ATTEMPTS"):
+        monkeypatch.setenv(name, "1")
+    monkeypatch.setenv("CALDP_MAST_SERVER", "http://elsewhere.example")
+    monkeypatch.setenv("AWS_RETRY_MODE", "legacy")
+    policy = s3_client.retry_policy(given)
     assert (policy.attempts, policy.first_wait) == (7, 0.25)
-    assert tarball.byte_limit() == 12345
-    monkeypatch.setenv("CALDP_S3_THREADS", "four")
-    with pytest.raises(SettingsError):
-        s3_upload.upload_tarball(None, "b", "k", [])  # refused before any work
+    policy = astroquery.retry_policy(given)
+    assert (policy.attempts, policy.first_wait) == (5, 0.5)
+    assert tarball.byte_limit(given) == 12345
+    assert astroquery.mast_server(given) == "http://mast.example"
+    retries = s3_client.make_client(given).meta.config.retries
+    assert (retries["total_max_attempts"], retries["mode"]) == (6, "adaptive")
+    assert (
+        s3_client.retry_policy(settings.Settings()).attempts == NUMBERS["CALDP_S3_RETRIES"].default
+    )
     assert set(NUMBERS) >= {"CALDP_S3_THREADS", "CALDP_MAX_TAR_BYTES", "AWS_MAX_ATTEMPTS"}
 
 

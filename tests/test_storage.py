@@ -11,6 +11,7 @@ from caldp import storage
 from caldp.cli import build_parser
 from caldp.errors import DownloadError
 from caldp.exit_codes import ExitCode
+from caldp.settings import Settings
 from caldp.storage import SCHEMES, Scheme, Uri, UriError, parse_input_uri, parse_output_uri
 from tests.support import synthetic
 from tests.support.pipeline_helpers import messages, run, tree
@@ -50,7 +51,7 @@ def test_every_scheme_names_its_backends():
             assert callable(storage.input_backend(Uri(scheme.name, "")).fetch)
             assert scheme.fetch_code != ExitCode.SUCCESS
         if scheme.output:
-            assert callable(storage.open_output(Uri(scheme.name, ".")).deliver)
+            assert callable(storage.open_output(Uri(scheme.name, "."), Settings()).deliver)
 
 
 def test_an_unknown_scheme_is_a_command_line_error(pipeline_env):
@@ -64,7 +65,7 @@ def test_an_unknown_scheme_is_a_command_line_error(pipeline_env):
 STORE: dict[str, Path] = {}  # mem:<name> -> a folder standing in for the store
 
 
-def fetch(location: str, dataset, dest: Path) -> list[Path]:
+def fetch(location: str, dataset, dest: Path, settings: Settings) -> list[Path]:  # noqa: ARG001
     """The backend of the made-up ``mem:`` scheme (this module is it)."""
     if location not in STORE:
         raise DownloadError(f"mem:{location} holds nothing")

@@ -10,6 +10,8 @@ from caldp.storage.tarball import DEFAULT_MAX_MEMBERS, TarballError, extract_fil
 from caldp.sysexit import classify
 from tests.support import tarballs
 
+LIMIT = 2**30  # the members' bytes allowed, where a test does not try the limit
+
 
 def make_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
     with tarfile.open(path, "w:gz") as tar:
@@ -35,7 +37,7 @@ def test_extracts_plain_files(tmp_path):
     tar = make_tar(
         tmp_path / "ok.tar.gz", [file_member("a_raw.fits"), file_member("sub/b_raw.fits")]
     )
-    out = extract_file(tar, tmp_path / "out")
+    out = extract_file(tar, tmp_path / "out", max_total_bytes=LIMIT)
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in out) == [
         "a_raw.fits",
         "sub/b_raw.fits",
@@ -61,7 +63,7 @@ def test_extracts_plain_files(tmp_path):
 def test_hostile_members_refused(tmp_path, member, words):
     tar = make_tar(tmp_path / "bad.tar.gz", [file_member("good_raw.fits"), member])
     with pytest.raises(TarballError, match=words) as info:
-        extract_file(tar, tmp_path / "out")
+        extract_file(tar, tmp_path / "out", max_total_bytes=LIMIT)
     assert classify(info.value, ExitCode.S3_DOWNLOAD_ERROR) == 21  # the inputs' fault
     assert not (tmp_path / "evil").exists()
     assert list((tmp_path / "out").rglob("*")) == []  # what was written is removed
@@ -81,7 +83,7 @@ def test_a_member_through_a_link_already_in_the_folder_is_refused(tmp_path):
     (dest / "escape").symlink_to(outside)
     tar = make_tar(tmp_path / "t.tar.gz", [file_member("good_raw.fits"), file_member("escape/x")])
     with pytest.raises(TarballError, match="would be written outside the folder"):
-        extract_file(tar, dest)
+        extract_file(tar, dest, max_total_bytes=LIMIT)
     assert list(outside.iterdir()) == []
     assert sorted(p.name for p in dest.iterdir()) == ["escape"]
 
@@ -101,14 +103,14 @@ def test_truncated_gzip(tmp_path):
     data = tar.read_bytes()
     tar.write_bytes(data[: len(data) // 2])
     with pytest.raises(TarballError, match="truncated|unreadable"):
-        extract_file(tar, tmp_path / "out")
+        extract_file(tar, tmp_path / "out", max_total_bytes=LIMIT)
 
 
 def test_not_a_tarball(tmp_path):
     bad = tmp_path / "x.tar.gz"
     bad.write_bytes(b"this is not gzip at all" * 10)
     with pytest.raises(TarballError):
-        extract_file(bad, tmp_path / "out")
+        extract_file(bad, tmp_path / "out", max_total_bytes=LIMIT)
 
 
 def test_size_limit_stops_a_bomb(tmp_path):
@@ -122,13 +124,13 @@ def test_size_limit_stops_a_bomb(tmp_path):
 def test_duplicate_member(tmp_path):
     tar = make_tar(tmp_path / "d.tar.gz", [file_member("a_raw.fits"), file_member("./a_raw.fits")])
     with pytest.raises(TarballError, match="twice"):
-        extract_file(tar, tmp_path / "out")
+        extract_file(tar, tmp_path / "out", max_total_bytes=LIMIT)
 
 
 def test_streaming_from_a_file_object(tmp_path):
     tar = make_tar(tmp_path / "s.tar.gz", [file_member("a_raw.fits", b"abc")])
     with open(tar, "rb") as f:
-        out = extract_stream(f, tmp_path / "out")
+        out = extract_stream(f, tmp_path / "out", max_total_bytes=LIMIT)
     assert out[0].read_bytes() == b"abc"
 
 
@@ -149,7 +151,7 @@ TWO = [("a_raw.fits", b"A" * 5000), ("a_spt.fits", b"B" * 3000)]
 )
 def test_corrupt_stream_is_refused_and_nothing_is_left(tmp_path, damage, words):
     with pytest.raises(TarballError, match=words) as info:
-        extract_stream(io.BytesIO(damage(TWO)), tmp_path / "out")
+        extract_stream(io.BytesIO(damage(TWO)), tmp_path / "out", max_total_bytes=LIMIT)
     assert classify(info.value, ExitCode.S3_DOWNLOAD_ERROR) == 21  # the inputs' fault
     assert list((tmp_path / "out").rglob("*")) == []
 
@@ -157,7 +159,7 @@ def test_corrupt_stream_is_refused_and_nothing_is_left(tmp_path, damage, words):
 def test_corrupt_builders_damage_only_what_they_say(tmp_path):
     """The undamaged tarball built the same way extracts whole."""
     raw, _ = tarballs.tar_bytes(TWO)
-    out = extract_stream(io.BytesIO(gzip.compress(raw)), tmp_path / "out")
+    out = extract_stream(io.BytesIO(gzip.compress(raw)), tmp_path / "out", max_total_bytes=LIMIT)
     assert {p.name: p.read_bytes() for p in out} == dict(TWO)
 
 
@@ -165,7 +167,7 @@ def test_a_multi_member_gzip_is_one_stream(tmp_path):
     """gzip allows several members back to back (``cat a.gz b.gz``): still one archive."""
     raw, _ = tarballs.tar_bytes(TWO)
     data = gzip.compress(raw[:1024]) + gzip.compress(raw[1024:])
-    out = extract_stream(io.BytesIO(data), tmp_path / "out")
+    out = extract_stream(io.BytesIO(data), tmp_path / "out", max_total_bytes=LIMIT)
     assert {p.name: p.read_bytes() for p in out} == dict(TWO)
 
 
@@ -184,7 +186,7 @@ def test_a_bomb_after_the_end_of_the_archive_is_refused(tmp_path):
 def test_more_members_than_allowed_is_refused(tmp_path):
     path = tarballs.many_members(tmp_path / "many.tar.gz", 11)
     with pytest.raises(TarballError, match="more than 10 members"):
-        extract_file(path, tmp_path / "out", max_members=10)
+        extract_file(path, tmp_path / "out", max_members=10, max_total_bytes=LIMIT)
     assert list((tmp_path / "out").rglob("*")) == []
 
 
@@ -198,7 +200,7 @@ def test_the_most_members_allowed_extract_in_linear_time(tmp_path):
     it in constant time: at a quadratic cost this alone would take about half an hour,
     and the test's time-out ends it (benchmarks/tarball.py prints the figures)."""
     path = tarballs.many_members(tmp_path / "many.tar.gz", DEFAULT_MAX_MEMBERS)
-    out = extract_file(path, tmp_path / "out")
+    out = extract_file(path, tmp_path / "out", max_total_bytes=LIMIT)
     assert len(out) == DEFAULT_MAX_MEMBERS
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == [f"m{k:06d}" for k in range(DEFAULT_MAX_MEMBERS)]

@@ -9,11 +9,15 @@ outputs, the exit code of a failed fetch), imported only when used.  This
 package parses URIs and hands the work to the scheme's backend.  An input
 backend has::
 
-    fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]
+    fetch(location: str, dataset: Dataset, dest: Path, settings: Settings) -> list[Path]
 
 which returns candidate files (the pipeline then picks the dataset's own files
-and copies them into its working directory).  An output backend is an object
-with ``check()``, ``deliver(plan) -> Delivered`` and a ``messages`` box.
+and copies them into its working directory).  An output backend is a class
+made with ``(uri, settings)``, whose objects have ``check()``,
+``deliver(plan) -> Delivered`` and a ``messages`` box
+(:class:`caldp.storage.messages.MessageBox`).  ``settings`` are the run's
+(:class:`caldp.settings.Settings`): a backend reads its numbers and names there,
+never in the process environment.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any, Protocol
 
 from caldp.datasets import Dataset
 from caldp.exit_codes import ExitCode
+from caldp.settings import Settings
 from caldp.storage.messages import MessageBox
 
 
@@ -145,10 +150,10 @@ def input_backend(uri: Uri) -> Any:
     return importlib.import_module(SCHEMES[uri.scheme].inputs or "")
 
 
-def open_output(uri: Uri) -> Output:
-    """The :class:`Output` that writes to ``uri``."""
+def open_output(uri: Uri, settings: Settings) -> Output:
+    """The :class:`Output` that writes to ``uri``, with the run's ``settings``."""
     module, _, name = (SCHEMES[uri.scheme].output or "").partition(":")
-    return getattr(importlib.import_module(module), name)(uri)
+    return getattr(importlib.import_module(module), name)(uri, settings)
 
 
 @dataclass

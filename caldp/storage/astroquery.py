@@ -20,7 +20,8 @@ silent success.
 
 The MAST server is astroquery's ``conf.server`` setting (astropy configuration
 ``[mast] server = ...`` or ``astroquery.mast.conf.server``), read when
-:func:`fetch` runs; ``CALDP_MAST_SERVER`` overrides it.
+:func:`fetch` runs; ``CALDP_MAST_SERVER`` overrides it.  These values come from
+the run's settings, given to :func:`fetch`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from caldp.errors import DownloadError, is_memory_error
 from caldp.hstfiles import HstFileError, poller_names, read_association
 from caldp.instruments import handler_for
 from caldp.retry import GaveUp, RetryPolicy, retry
-from caldp.settings import number
+from caldp.settings import Settings
 
 log = logging.getLogger("caldp.astroquery")
 
@@ -52,21 +53,19 @@ class AstroqueryError(DownloadError):
     """MAST has not given the dataset's files (an empty or partial result is one too)."""
 
 
-def _policy() -> RetryPolicy:
-    return RetryPolicy(
-        attempts=int(number("CALDP_ASTROQUERY_RETRIES")),
-        first_wait=number("CALDP_ASTROQUERY_RETRY_SECONDS"),
-    )
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """MAST's retry policy: ``CALDP_ASTROQUERY_RETRIES``, ``CALDP_ASTROQUERY_RETRY_SECONDS``."""
+    return settings.retry_policy("CALDP_ASTROQUERY_RETRIES", "CALDP_ASTROQUERY_RETRY_SECONDS")
 
 
-def mast_server() -> str:
+def mast_server(settings: Settings) -> str:
     from astroquery.mast import conf
 
-    return (os.environ.get("CALDP_MAST_SERVER") or str(conf.server)).rstrip("/")
+    return (settings.get("CALDP_MAST_SERVER") or str(conf.server)).rstrip("/")
 
 
-def observations_client() -> Any:
-    """astroquery's Observations client, talking to :func:`mast_server`.
+def observations_client(server: str) -> Any:
+    """astroquery's Observations client, talking to ``server`` (:func:`mast_server`).
 
     astroquery derives its request URLs from ``conf.server`` when it is first
     imported; they are derived again here so that a server configured later
@@ -75,7 +74,6 @@ def observations_client() -> Any:
     from astroquery.mast import ObservationsClass
 
     client = ObservationsClass()
-    server = mast_server()
     portal = getattr(client, "_portal_api_connection", None)
     urls = {
         "MAST_REQUEST_URL": "/api/v0/invoke",
@@ -91,10 +89,10 @@ def observations_client() -> Any:
     return client
 
 
-def _retrying(what: str, func: Any) -> Any:
+def _retrying(what: str, func: Any, policy: RetryPolicy) -> Any:
     """``func()`` retried on any error of astroquery or requests (they raise many types)."""
     try:
-        return retry(what, func, _policy(), (Exception,), is_final=_is_ours, log=log)
+        return retry(what, func, policy, (Exception,), is_final=_is_ours, log=log)
     except GaveUp as exc:
         if isinstance(exc.last, AstroqueryError):
             raise exc.last from None
@@ -107,7 +105,7 @@ def _is_ours(exc: BaseException) -> bool:
     return isinstance(exc, AstroqueryError)
 
 
-def query_products(client: Any, obs_ids: Iterable[str]) -> Any:
+def query_products(client: Any, obs_ids: Iterable[str], policy: RetryPolicy) -> Any:
     """Products (astropy Table) of the HST observations ``obs_ids`` (wildcards allowed, one each)."""
     from astropy.table import vstack
 
@@ -120,6 +118,7 @@ def query_products(client: Any, obs_ids: Iterable[str]) -> Any:
                 lambda obs_id=obs_id: client.query_criteria(
                     obs_collection=COLLECTION, obs_id=obs_id
                 ),
+                policy,
             )
         if table is not None and len(table):
             found.append(table)
@@ -132,7 +131,9 @@ def query_products(client: Any, obs_ids: Iterable[str]) -> Any:
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        products = _retrying("MAST product list", lambda: client.get_product_list(observations))
+        products = _retrying(
+            "MAST product list", lambda: client.get_product_list(observations), policy
+        )
     return products if products is not None and len(products) else None
 
 
@@ -189,7 +190,9 @@ def select_named(products: Any, names: Iterable[str]) -> list[int]:
     return picked
 
 
-def download(client: Any, products: Any, indexes: list[int], dest: Path) -> list[Path]:
+def download(
+    client: Any, products: Any, indexes: list[int], dest: Path, policy: RetryPolicy
+) -> list[Path]:
     """Download the chosen product rows into ``dest`` (flat), retrying what fails.
 
     Each file is downloaded on its own (one failure does not stop the others)
@@ -224,7 +227,7 @@ def download(client: Any, products: Any, indexes: list[int], dest: Path) -> list
             )
 
     try:
-        retry("MAST download", download_missing, _policy(), (_Incomplete,), log=log)
+        retry("MAST download", download_missing, policy, (_Incomplete,), log=log)
     except GaveUp as exc:
         detail = "; ".join(f"{k}: {v}" for k, v in sorted(problems.items()))
         raise AstroqueryError(
@@ -270,16 +273,18 @@ def _check_size(path: Path, listed: str) -> str | None:
     return None
 
 
-def _fetch_exposures(dataset: Dataset, dest: Path) -> list[Path]:
+def _fetch_exposures(dataset: Dataset, dest: Path, settings: Settings) -> list[Path]:
     ds = dataset.name
     handler = handler_for(dataset)
     types = handler.mast_product_types
-    client = observations_client()
-    log.info("asking MAST (%s) for %s: %s", mast_server(), ds, ", ".join(types))
-    products = query_products(client, [ds])
+    server = mast_server(settings)
+    client = observations_client(server)
+    policy = retry_policy(settings)
+    log.info("asking MAST (%s) for %s: %s", server, ds, ", ".join(types))
+    products = query_products(client, [ds], policy)
     if products is None:
         # Exposures of an association may be filed under the association only.
-        products = query_products(client, [ds[:6] + "*"])
+        products = query_products(client, [ds[:6] + "*"], policy)
     if products is None:
         raise AstroqueryError(f"MAST has no HST observation {ds}")
     with warnings.catch_warnings():
@@ -292,7 +297,7 @@ def _fetch_exposures(dataset: Dataset, dest: Path) -> list[Path]:
         asn_rows = select_rows(typed, ["ASN"], [ds])
         if not asn_rows:
             raise AstroqueryError(f"MAST lists no association table {ds}_asn.fits")
-        files += download(client, typed, asn_rows, dest)
+        files += download(client, typed, asn_rows, dest, policy)
         try:
             members = read_association(files[0]).exposures
         except HstFileError as exc:
@@ -304,7 +309,7 @@ def _fetch_exposures(dataset: Dataset, dest: Path) -> list[Path]:
         raise AstroqueryError(
             f"MAST lists no {'/'.join(types)} files for {ds} (an empty result is an error)"
         )
-    files += download(client, typed, rows, dest)
+    files += download(client, typed, rows, dest, policy)
     got_roots = {split_filename(p.name)[0] for p in files if split_filename(p.name)}
     if handler.members_have_files:
         missing = sorted(set(members) - got_roots)
@@ -332,7 +337,9 @@ def _mast_names(lines: list[str], source: str) -> list[str]:
     return names
 
 
-def _read_poller(location: str, dataset: Dataset, dest: Path) -> tuple[Path, list[str]]:
+def _read_poller(
+    location: str, dataset: Dataset, dest: Path, settings: Settings
+) -> tuple[Path, list[str]]:
     """Copy ``<ds>_input.out`` from ``location`` (folder or s3://) into ``dest``; return it and its files."""
     name = f"{dataset.name}_input.out"
     target = dest / name
@@ -342,7 +349,7 @@ def _read_poller(location: str, dataset: Dataset, dest: Path) -> tuple[Path, lis
 
         bucket, prefix = s3.split_location(location)
         key = s3.join_key(prefix, name)
-        lines = s3.read_object_lines(bucket, key)
+        lines = s3.read_object_lines(bucket, key, settings)
         target.write_text("".join(f"{line}\n" for line in lines))
         source = s3.s3_url(bucket, key)
     else:
@@ -357,18 +364,20 @@ def _read_poller(location: str, dataset: Dataset, dest: Path) -> tuple[Path, lis
     return target, _mast_names(lines, source)
 
 
-def _fetch_mosaic(location: str, dataset: Dataset, dest: Path) -> list[Path]:
-    poller, names = _read_poller(location, dataset, dest)
-    client = observations_client()
+def _fetch_mosaic(location: str, dataset: Dataset, dest: Path, settings: Settings) -> list[Path]:
+    poller, names = _read_poller(location, dataset, dest, settings)
+    server = mast_server(settings)
+    client = observations_client(server)
+    policy = retry_policy(settings)
     visits = sorted({n[:6] for n in names})
     log.info(
         "asking MAST (%s) for the %d files of %s (visits %s)",
-        mast_server(),
+        server,
         len(names),
         poller.name,
         ", ".join(visits),
     )
-    products = query_products(client, [f"{v}*" for v in visits])
+    products = query_products(client, [f"{v}*" for v in visits], policy)
     if products is None:
         raise AstroqueryError(f"MAST has no HST observations for the visits of {poller.name}")
     rows = select_named(products, names)
@@ -379,17 +388,17 @@ def _fetch_mosaic(location: str, dataset: Dataset, dest: Path) -> list[Path]:
             f"partial result: MAST lists no {', '.join(missing[:10])}"
             + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
         )
-    files = download(client, products, rows, dest)
+    files = download(client, products, rows, dest, policy)
     log.info("downloaded %d files listed in %s from MAST", len(files), poller.name)
     return [poller, *files]
 
 
-def fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]:
+def fetch(location: str, dataset: Dataset, dest: Path, settings: Settings) -> list[Path]:
     """Download the dataset's inputs from MAST into ``dest``; return the files.
 
     ``location`` is only used by SVM/MVM (where the poller file is).  Any
     failure, an empty or a partial result is exit 22.
     """
     if dataset.is_mosaic:
-        return _fetch_mosaic(location, dataset, dest)
-    return _fetch_exposures(dataset, dest)
+        return _fetch_mosaic(location, dataset, dest, settings)
+    return _fetch_exposures(dataset, dest, settings)

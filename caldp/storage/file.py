@@ -19,9 +19,10 @@ from pathlib import Path
 from caldp import locks
 from caldp.datasets import Dataset
 from caldp.errors import OutputError
+from caldp.settings import Settings
 from caldp.storage import Delivered, DeliveryPlan, Uri
 from caldp.storage.messages import MessageBox, NullMessageBox
-from caldp.storage.tarball import TarballError, extract_file
+from caldp.storage.tarball import TarballError, byte_limit, extract_file
 
 log = logging.getLogger("caldp.storage.file")
 
@@ -34,7 +35,7 @@ def find_tarballs(folder: Path, dataset: Dataset) -> list[Path]:
     )
 
 
-def fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]:
+def fetch(location: str, dataset: Dataset, dest: Path, settings: Settings) -> list[Path]:
     """Candidate input files: the folder's files, or the contents of its one tarball."""
     folder = Path(location).expanduser()
     if not folder.is_dir():
@@ -45,7 +46,7 @@ def fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]:
         raise TarballError(f"several tarballs for {dataset.name} in {folder}: {names}")
     if tarballs:
         log.info("extracting %s", tarballs[0])
-        return extract_file(tarballs[0], dest)
+        return extract_file(tarballs[0], dest, max_total_bytes=byte_limit(settings))
     return sorted(p for p in folder.iterdir() if p.is_file())
 
 
@@ -136,6 +137,11 @@ def _place(src: Path, dest: Path) -> None:
         shutil.copyfile(src, dest)
 
 
+def dataset_dir(root: Path, dataset: Dataset) -> Path:
+    """The folder of a dataset's results under the output folder ``root``."""
+    return root / "data" / dataset.instrument / dataset.name
+
+
 def make_tarball(paths: list[Path], dest: Path, arcroot: str) -> Path:
     with tarfile.open(dest, "w:gz", compresslevel=6) as tar:
         for p in paths:
@@ -144,7 +150,9 @@ def make_tarball(paths: list[Path], dest: Path, arcroot: str) -> Path:
 
 
 class FileOutput:
-    def __init__(self, uri: Uri):
+    """``file:DIR``: the browsable tree of docs/interface.rst (``settings``: none apply)."""
+
+    def __init__(self, uri: Uri, settings: Settings):  # noqa: ARG002
         self.uri = uri
         self.root = Path(uri.location).expanduser()
         self.messages = FileMessageBox(self.root)
@@ -162,7 +170,7 @@ class FileOutput:
             raise OutputError(f"output folder {self.root} is not writable: {exc}") from exc
 
     def dataset_dir(self, dataset: Dataset) -> Path:
-        return self.root / "data" / dataset.instrument / dataset.name
+        return dataset_dir(self.root, dataset)
 
     def deliver(self, plan: DeliveryPlan) -> Delivered:
         """Build the dataset's folder beside the final one, then swap it in."""
@@ -230,7 +238,7 @@ class FileOutput:
 class NoOutput:
     """``none``: calibrate, keep the results in the working folder, deliver nothing."""
 
-    def __init__(self, uri: Uri):
+    def __init__(self, uri: Uri, settings: Settings):  # noqa: ARG002
         self.uri = uri
         self.messages = NullMessageBox()
 

@@ -15,11 +15,13 @@ compression in parallel blocks (one valid gzip member, as pigz makes), and the
 compressed stream is cut into multipart-upload parts uploaded in parallel.
 Every object is checked after upload (size, and SHA-256 checksum or MD5 ETag).
 
-Retries: ``CALDP_S3_RETRIES`` attempts (default 4), waiting
-``CALDP_S3_RETRY_SECONDS`` (default 2) doubled after each failure, capped at 60 s.
-Definite refusals (missing object or bucket, access denied) are not retried.
-Tuning: ``CALDP_S3_GZIP_LEVEL`` (default 1), ``CALDP_S3_THREADS`` (parallel
-uploads, default 4).
+The numbers come from the run's settings (:class:`caldp.settings.Settings`),
+given to :func:`fetch`, :class:`S3Output` and :class:`S3MessageBox`.  Retries:
+``CALDP_S3_RETRIES`` attempts (default 4), waiting ``CALDP_S3_RETRY_SECONDS``
+(default 2) doubled after each failure, capped at 60 s.  Definite refusals
+(missing object or bucket, access denied) are not retried.  Tuning:
+``CALDP_S3_GZIP_LEVEL`` (default 1), ``CALDP_S3_THREADS`` (parallel uploads,
+default 4).
 
 The plumbing (clients, error classification, retries, keys) is in
 :mod:`caldp.storage.s3_client`; the streaming tar.gz upload and the object
@@ -30,7 +32,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import shutil
 import time
 import uuid
@@ -44,8 +45,8 @@ from caldp import locks
 from caldp.datasets import Dataset
 from caldp.errors import DownloadError, OutputError, is_memory_error
 from caldp.log import PROCESS_LOG
-from caldp.retry import GaveUp, retry
-from caldp.settings import number
+from caldp.retry import GaveUp, RetryPolicy, retry
+from caldp.settings import Settings
 from caldp.storage import Delivered, DeliveryPlan, Uri
 from caldp.storage import tarball as tarball_mod
 from caldp.storage.messages import MessageBox, processing_name
@@ -133,7 +134,7 @@ def _remove_new(dest: Path, before: set[Path]) -> None:
             log.warning("could not remove partial download %s: %s", path, exc)
 
 
-def fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]:
+def fetch(location: str, dataset: Dataset, dest: Path, settings: Settings) -> list[Path]:
     """Stream ``s3://<location>/<ds>.tar.gz`` into ``dest`` and return the files extracted.
 
     Download problems give exit 26 (after bounded retries, each retry starting
@@ -142,8 +143,9 @@ def fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]:
     bucket, prefix = split_location(location)
     key = join_key(prefix, f"{dataset.name}.tar.gz")
     url = s3_url(bucket, key)
-    policy = retry_policy()
-    client = make_client()
+    policy = retry_policy(settings)
+    client = make_client(settings)
+    limit = tarball_mod.byte_limit(settings)
     dest.mkdir(parents=True, exist_ok=True)
 
     def attempt() -> list[Path]:
@@ -153,7 +155,7 @@ def fetch(location: str, dataset: Dataset, dest: Path) -> list[Path]:
             response = client.get_object(Bucket=bucket, Key=key)
             stream = _GuardedStream(response["Body"], url)
             with stream:
-                files = tarball_mod.extract_stream(stream, dest, source=url)
+                files = tarball_mod.extract_stream(stream, dest, max_total_bytes=limit, source=url)
         except BaseException:
             _remove_new(dest, before)  # each try starts clean; nothing half-written stays
             raise
@@ -195,16 +197,20 @@ class S3MessageBox(MessageBox):
 
     processing_is_the_lock = True
 
-    def __init__(self, bucket: str, prefix: str = MESSAGES_PREFIX, client: Any = None):
+    def __init__(
+        self, bucket: str, settings: Settings, prefix: str = MESSAGES_PREFIX, client: Any = None
+    ):
         super().__init__()
         self.bucket = bucket
+        self.settings = settings
+        self.policy = retry_policy(settings)
         self.prefix = prefix.strip("/")
         self._client = client
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = make_client()
+            self._client = make_client(self.settings)
         return self._client
 
     def url(self, name: str) -> str:
@@ -219,6 +225,7 @@ class S3MessageBox(MessageBox):
             self.bucket,
             join_key(self.prefix, name),
             text.encode("utf-8"),
+            policy=self.policy,
             content_type="text/plain",
         )
 
@@ -228,6 +235,7 @@ class S3MessageBox(MessageBox):
             f"removing {s3_url(self.bucket, key)}",
             lambda: self.client.delete_object(Bucket=self.bucket, Key=key),
             error=OutputError,
+            policy=self.policy,
         )
 
     def _acquire(self, dataset: str) -> None:
@@ -241,7 +249,7 @@ class S3MessageBox(MessageBox):
         """
         name = processing_name(dataset)
         key = join_key(self.prefix, name)
-        job = os.environ.get("AWS_BATCH_JOB_ID", "").strip()
+        job = self.settings.get("AWS_BATCH_JOB_ID").strip()
         body = locks.s3_lock_text(uuid.uuid4().hex, job)
         try:
             put_bytes(
@@ -249,13 +257,14 @@ class S3MessageBox(MessageBox):
                 self.bucket,
                 key,
                 body.encode(),
+                policy=self.policy,
                 content_type="text/plain",
                 only_new=True,
             )
         except OutputError as exc:
             if not precondition_failed(exc):
                 raise
-            existing = read_object_text(self.client, self.bucket, key)
+            existing = read_object_text(self.client, self.bucket, key, self.policy)
             same_job = bool(job) and locks.batch_job_of(existing) == job
             if existing != body and not same_job:
                 raise locks.Busy(
@@ -275,13 +284,16 @@ class S3Output:
     """Delivery to ``s3://bucket/prefix`` (CALCLOUD passes ``s3://<bucket>/outputs/<ds>``)."""
 
     uri: Uri
+    settings: Settings = field(repr=False)
     messages: S3MessageBox = field(init=False)
+    policy: RetryPolicy = field(init=False)
     _client: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.uri.scheme != "s3":
             raise ValueError(f"S3Output needs an s3:// URI, not {self.uri}")
-        self.messages = S3MessageBox(self.bucket)
+        self.messages = S3MessageBox(self.bucket, self.settings)
+        self.policy = retry_policy(self.settings)
 
     @property
     def bucket(self) -> str:
@@ -294,9 +306,14 @@ class S3Output:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = make_client(max_connections=max(10, int(number("CALDP_S3_THREADS")) + 4))
+            self._client = make_client(self.settings, max_connections=max(10, self.threads + 4))
             self.messages._client = self._client
         return self._client
+
+    @property
+    def threads(self) -> int:
+        """The tarball's parts uploaded in parallel (``CALDP_S3_THREADS``)."""
+        return int(self.settings.number("CALDP_S3_THREADS"))
 
     def check(self) -> None:
         """Fail early with exit 25 unless the output prefix is writable.
@@ -314,6 +331,7 @@ class S3Output:
                 self.bucket,
                 key,
                 text.encode(),
+                policy=self.policy,
                 content_type="text/plain",
                 verify=False,
             )
@@ -336,7 +354,15 @@ class S3Output:
         if members:
             key = join_key(self.prefix, self.tarball_name(plan))
             try:
-                result = upload_tarball(client, self.bucket, key, members)
+                result = upload_tarball(
+                    client,
+                    self.bucket,
+                    key,
+                    members,
+                    level=int(self.settings.number("CALDP_S3_GZIP_LEVEL")),
+                    threads=self.threads,
+                    policy=self.policy,
+                )
             except OSError as exc:
                 raise OutputError(f"cannot read a file to deliver: {exc}") from exc
             url = s3_url(self.bucket, key)
@@ -409,6 +435,7 @@ class S3Output:
                 f"removing {s3_url(self.bucket, key)}, left by an earlier run",
                 lambda key=key: client.delete_object(Bucket=self.bucket, Key=key),
                 error=OutputError,
+                policy=self.policy,
             )
             log.info("removed %s, left by an earlier run", s3_url(self.bucket, key))
 
@@ -423,7 +450,15 @@ class S3Output:
         except OSError as exc:
             log.warning("log %s not delivered: %s", path, exc)
             return ""
-        put_bytes(self.client, self.bucket, key, data, content_type="text/plain", verify=not again)
+        put_bytes(
+            self.client,
+            self.bucket,
+            key,
+            data,
+            policy=self.policy,
+            content_type="text/plain",
+            verify=not again,
+        )
         return s3_url(self.bucket, key)
 
 
@@ -456,7 +491,7 @@ def tar_members(plan: DeliveryPlan) -> list[TarMember]:
     return members
 
 
-def read_object_text(client: Any, bucket: str, key: str) -> str:
+def read_object_text(client: Any, bucket: str, key: str, policy: RetryPolicy) -> str:
     """A small object's text ("" if it went away meanwhile)."""
 
     def get() -> str:
@@ -468,15 +503,19 @@ def read_object_text(client: Any, bucket: str, key: str) -> str:
             raise
         return data.decode("utf-8", errors="replace")
 
-    return call_with_retries(f"reading {s3_url(bucket, key)}", get, error=OutputError)
+    return call_with_retries(
+        f"reading {s3_url(bucket, key)}", get, error=OutputError, policy=policy
+    )
 
 
-def read_object_lines(bucket: str, key: str) -> list[str]:
+def read_object_lines(bucket: str, key: str, settings: Settings) -> list[str]:
     """The text lines of a small object (for poller files)."""
-    client = make_client()
+    client = make_client(settings)
 
     def get() -> bytes:
         return client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
-    data = call_with_retries(f"reading {s3_url(bucket, key)}", get, error=DownloadError)
+    data = call_with_retries(
+        f"reading {s3_url(bucket, key)}", get, error=DownloadError, policy=retry_policy(settings)
+    )
     return data.decode("utf-8", errors="replace").splitlines()

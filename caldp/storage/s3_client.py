@@ -1,23 +1,24 @@
 """S3 plumbing shared by the S3 inputs, outputs and CRDS references.
 
-Clients are made from the environment the standard AWS way (boto3's default
-credential chain, ``AWS_ENDPOINT_URL``, ``AWS_REGION``/``AWS_DEFAULT_REGION``);
-failures are classified (final or worth retrying) and retried by
-:func:`caldp.retry.retry`: ``CALDP_S3_RETRIES`` attempts (default 4), waiting
-about ``CALDP_S3_RETRY_SECONDS`` (default 2) doubled after each failure, capped at 60 s.
+Clients find the endpoint, region and credentials the standard AWS way (boto3's
+default credential chain, ``AWS_ENDPOINT_URL``, ``AWS_REGION``/``AWS_DEFAULT_REGION``);
+their own retries (``AWS_MAX_ATTEMPTS``, ``AWS_RETRY_MODE``) come from the run's
+settings.  Failures are classified (final or worth retrying) and retried by
+:func:`caldp.retry.retry` with the policy of the run's settings (:func:`retry_policy`:
+``CALDP_S3_RETRIES`` attempts, default 4, waiting about ``CALDP_S3_RETRY_SECONDS``,
+default 2, doubled after each failure, capped at 60 s).
 Also here: ``s3://bucket/prefix`` locations, keys and URLs.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from caldp.errors import StepError
 from caldp.retry import GaveUp, RetryPolicy, retry
-from caldp.settings import number
+from caldp.settings import Settings
 
 log = logging.getLogger("caldp.s3")
 
@@ -41,25 +42,21 @@ FINAL_ERROR_CODES = frozenset(
 )
 
 
-def policy_from_env(attempts_var: str, seconds_var: str) -> RetryPolicy:
-    return RetryPolicy(attempts=int(number(attempts_var)), first_wait=number(seconds_var))
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The S3 retry policy: ``CALDP_S3_RETRIES`` and ``CALDP_S3_RETRY_SECONDS``."""
+    return settings.retry_policy("CALDP_S3_RETRIES", "CALDP_S3_RETRY_SECONDS")
 
 
-def retry_policy() -> RetryPolicy:
-    """The S3 retry policy from ``CALDP_S3_RETRIES`` and ``CALDP_S3_RETRY_SECONDS``."""
-    return policy_from_env("CALDP_S3_RETRIES", "CALDP_S3_RETRY_SECONDS")
-
-
-def make_client(max_connections: int = 10) -> Any:
-    """A boto3 S3 client configured from the environment the standard AWS way."""
+def make_client(settings: Settings, max_connections: int = 10) -> Any:
+    """A boto3 S3 client: endpoint, region and credentials found the standard AWS way,
+    botocore's own retries (per request) from ``settings``."""
     import boto3
     from botocore.config import Config
 
-    # botocore's own retries (per request); AWS_MAX_ATTEMPTS / AWS_RETRY_MODE override.
     config = Config(
         retries={
-            "total_max_attempts": number("AWS_MAX_ATTEMPTS"),
-            "mode": os.environ.get("AWS_RETRY_MODE") or "standard",
+            "total_max_attempts": int(settings.number("AWS_MAX_ATTEMPTS")),
+            "mode": settings.get("AWS_RETRY_MODE") or "standard",
         },
         max_pool_connections=max_connections,
         connect_timeout=20,
@@ -121,7 +118,7 @@ def call_with_retries(
     func: Callable[[], T],
     *,
     error: type[StepError],
-    policy: RetryPolicy | None = None,
+    policy: RetryPolicy,
     retry_on: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Run ``func`` with bounded retries; raise ``error`` when it keeps failing.
@@ -133,7 +130,7 @@ def call_with_retries(
         return retry(
             what,
             func,
-            policy or retry_policy(),
+            policy,
             boto_errors() + retry_on,
             is_final=is_final,
             describe=describe_error,

@@ -6,8 +6,9 @@ stream (:func:`upload_tarball`), the gzip compression in parallel blocks
 compressed stream is cut into multipart-upload parts uploaded in parallel
 (:class:`MultipartSink`).  Small objects go up in one PUT (:func:`put_bytes`).
 Every object is checked after upload (:func:`verify_object`: size, and SHA-256
-checksum or MD5 ETag).  Tuning: ``CALDP_S3_GZIP_LEVEL`` (default 1),
-``CALDP_S3_THREADS`` (parallel uploads, default 4).
+checksum or MD5 ETag).  The caller gives the retry policy and the tuning (the
+S3 output takes them from the run's settings: ``CALDP_S3_GZIP_LEVEL``, default 1,
+``CALDP_S3_THREADS``, parallel uploads, default 4).
 """
 
 from __future__ import annotations
@@ -28,13 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from caldp.errors import OutputError
-from caldp.settings import number
 from caldp.storage.s3_client import (
     RetryPolicy,
     boto_errors,
     call_with_retries,
     error_code,
-    retry_policy,
     s3_url,
 )
 
@@ -116,7 +115,7 @@ def put_bytes(
     key: str,
     data: bytes,
     *,
-    policy: RetryPolicy | None = None,
+    policy: RetryPolicy,
     content_type: str = "binary/octet-stream",
     verify: bool = True,
     only_new: bool = False,
@@ -173,8 +172,8 @@ class MultipartSink:
         key: str,
         *,
         part_size: int = MIN_PART_BYTES,
-        threads: int = 4,
-        policy: RetryPolicy | None = None,
+        threads: int,
+        policy: RetryPolicy,
         content_type: str = "application/gzip",
     ):
         self.client = client
@@ -182,7 +181,7 @@ class MultipartSink:
         self.key = key
         self.part_size = max(part_size, 5 * MiB)
         self.threads = max(1, threads)
-        self.policy = policy or retry_policy()
+        self.policy = policy
         self.content_type = content_type
         self.url = s3_url(bucket, key)
         self.size = 0
@@ -442,19 +441,17 @@ def upload_tarball(
     key: str,
     members: list[TarMember],
     *,
-    level: int | None = None,
-    threads: int | None = None,
-    policy: RetryPolicy | None = None,
+    level: int,
+    threads: int,
+    policy: RetryPolicy,
 ) -> UploadResult:
-    """Stream ``members`` as a tar.gz into ``s3://bucket/key``; nothing is written locally."""
+    """Stream ``members`` as a tar.gz into ``s3://bucket/key``; nothing is written locally.
+
+    ``level``: the gzip level; ``threads``: the parts uploaded in parallel."""
     started = time.monotonic()
-    level = level if level is not None else int(number("CALDP_S3_GZIP_LEVEL"))
-    upload_threads = threads or int(number("CALDP_S3_THREADS"))
     estimate = sum(m.path.stat().st_size + 1024 for m in members) + 10240
     part_size = max(MIN_PART_BYTES, -(-estimate // MAX_PARTS // MiB) * MiB)
-    sink = MultipartSink(
-        client, bucket, key, part_size=part_size, threads=upload_threads, policy=policy
-    )
+    sink = MultipartSink(client, bucket, key, part_size=part_size, threads=threads, policy=policy)
     gz = ParallelGzipWriter(sink, level=level, threads=os.cpu_count() or 1)
     try:
         with tarfile.open(fileobj=gz, mode="w|", bufsize=MiB, format=tarfile.PAX_FORMAT) as tar:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from caldp.errors import InputError, is_os_memory_error
-from caldp.settings import number
+from caldp.settings import Settings
 
 log = logging.getLogger("caldp.tarball")
 
@@ -35,9 +35,9 @@ CHUNK = 4 * 2**20
 LIMIT_ENV = "CALDP_MAX_TAR_BYTES"
 
 
-def byte_limit() -> int:
+def byte_limit(settings: Settings) -> int:
     """The most bytes the inputs may take once decompressed (``CALDP_MAX_TAR_BYTES``)."""
-    return int(number(LIMIT_ENV))
+    return int(settings.number(LIMIT_ENV))
 
 
 class TarballError(InputError):
@@ -105,17 +105,18 @@ def extract_stream(
     fileobj: BinaryIO,
     dest: Path,
     *,
+    max_total_bytes: int,
     source: str = "tarball",
-    max_total_bytes: int | None = None,
     max_members: int = DEFAULT_MAX_MEMBERS,
 ) -> list[Path]:
     """Extract a gzipped tar stream into ``dest``; return the files written.
 
-    Raises :class:`TarballError` (exit 21) for anything unsafe, truncated or
-    corrupt.  Files already written are removed on failure.
+    The members may add up to ``max_total_bytes`` (:func:`byte_limit`).  Raises
+    :class:`TarballError` (exit 21) for anything unsafe, truncated or corrupt.
+    Files already written are removed on failure.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    limit = max_total_bytes or byte_limit()
+    limit = max_total_bytes
     written: list[Path] = []
     seen: set[Path] = set()
     total = 0
@@ -174,13 +175,15 @@ def _read_to_the_end(unzipped: gzip.GzipFile, source: str, allowed: int) -> None
             )
 
 
-def extract_file(path: Path, dest: Path, **kwargs) -> list[Path]:
+def extract_file(path: Path, dest: Path, *, max_total_bytes: int, **kwargs) -> list[Path]:
     try:
         stream = open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise TarballError(f"cannot open tarball {path}: {exc}") from exc
     with stream:
-        return extract_stream(stream, dest, source=path.name, **kwargs)
+        return extract_stream(
+            stream, dest, max_total_bytes=max_total_bytes, source=path.name, **kwargs
+        )
 
 
 def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> None:
