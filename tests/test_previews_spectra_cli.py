@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +129,107 @@ def test_spectral_preview_rejects_other_instruments(tmp_path):
     fits.setval(path, "INSTRUME", value="ACS")
     with pytest.raises(spectra.SpectralPreviewError, match="ACS"):
         spectra.make_spectral_previews(path, tmp_path)
+
+
+def test_cos_previews_are_byte_for_byte_those_of_spec_plots_alone(tmp_path):
+    """caldp's covering fraction and memory release change nothing in the files:
+    spec-plots run alone, in a fresh interpreter, writes the same bytes."""
+    source = cos_dir() / "ldfd01010_x1dsum.fits.gz"
+    ours = tmp_path / "ours"
+    theirs = tmp_path / "theirs"
+    made = spectra.make_spectral_previews(source, ours)
+    script = (
+        "import sys, matplotlib; matplotlib.use('Agg');"
+        "from spec_plots.make_hst_spec_previews import make_hst_spec_previews as m;"
+        "m(sys.argv[1], output_path=sys.argv[2], output_type=['png', 'fits'])"
+    )
+    subprocess.run([sys.executable, "-c", script, str(source), str(theirs)], check=True)  # noqa: S603
+    assert sorted(p.name for p in theirs.iterdir()) == sorted(p.name for p in made)
+    for path in made:
+        assert path.read_bytes() == (theirs / path.name).read_bytes(), path.name
+    module = sys.modules["spec_plots.utils.specutils_cos.plotspec"]
+    assert module.calc_covering_fraction is spectra.covering_fraction
+
+
+def two_plot_figure(flux_scale: float):
+    """A figure like spec-plots' COS plots: two subplots, a dense blue line in each."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1024 / 96, 1024 / 96), dpi=96)
+    FigureCanvasAgg(fig)
+    axes = np.asarray(fig.subplots(nrows=2, ncols=1))
+    rng = np.random.default_rng(3)
+    for i, ax in enumerate(axes):
+        wave = np.linspace(1100 + 200 * i, 1300 + 200 * i, 4000)
+        ax.plot(wave, flux_scale * rng.normal(1.0, 0.2 + 0.3 * i, wave.size), "b")
+        ax.set_title("a title", color="red")
+    return fig, axes
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_covering_fraction_is_spec_plots_own(optimize):
+    """Same percentage and same figure afterwards as spec-plots' pixel loop."""
+    own = sys.modules[spectra._ORIGINAL].calc_covering_fraction
+    assert own is not spectra.covering_fraction
+    for scale in (1.0, 0.05):
+        fig_a, axes_a = two_plot_figure(scale)
+        fig_b, axes_b = two_plot_figure(scale)
+        for i in range(len(axes_a)):
+            expected = own(fig_a, axes_a, i, optimize=optimize)
+            assert spectra.covering_fraction(fig_b, axes_b, i, optimize=optimize) == expected
+            assert 0.0 < expected < 100.0
+            for a, b in zip(axes_a, axes_b, strict=True):
+                assert (a.get_visible(), a.get_facecolor()) == (b.get_visible(), b.get_facecolor())
+        fig_a.canvas.draw()
+        fig_b.canvas.draw()
+        assert np.array_equal(
+            np.asarray(fig_a.canvas.buffer_rgba()), np.asarray(fig_b.canvas.buffer_rgba())
+        )
+
+
+def test_count_blue_red_on_every_kind_of_pixel():
+    pixels = np.array(
+        [
+            [255, 255, 255],  # grey (white): neither
+            [40, 40, 40],  # grey: neither
+            [255, 0, 0],  # red background
+            [9, 200, 0],  # red: r > 0 and no blue
+            [0, 0, 200],  # blue
+            [31, 119, 180],  # the default line colour: blue
+            [0, 50, 0],  # green only: neither
+        ],
+        dtype=np.uint8,
+    )
+    assert spectra.count_blue_red(pixels) == (2, 2)
+
+
+def test_collecting_only_new_objects_gives_the_old_ones_back():
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    with spectra.collecting_only_new_objects():
+        assert gc.get_freeze_count() > 0
+        cycle: list = []
+        cycle.append(cycle)
+        del cycle
+        assert gc.collect() >= 1  # new garbage is still collected inside
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # frozen by someone else: left as it is
+    try:
+        frozen = gc.get_freeze_count()
+        with spectra.collecting_only_new_objects():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_release_memory_empties_the_math_text_cache(tmp_path):
+    from matplotlib import mathtext
+
+    spectra.make_spectral_previews(cos_dir() / "ldfd01vnq_x1d.fits.gz", tmp_path)
+    assert mathtext.MathTextParser._parse_cached.cache_info().currsize == 0
 
 
 # ---------------------------------------------------------------- caldp-previews
