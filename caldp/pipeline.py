@@ -21,7 +21,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -516,14 +516,15 @@ def log_result(code: ExitCode) -> None:
     log.info("result: exit %d %s (%s)", code.value, code.name, code.description)
 
 
-def import_in_background(*modules: str) -> None:
+def import_in_background(*modules: str | Callable[[], object]) -> None:
     """Import modules a later step needs in a background thread, while this one waits
-    on I/O or on a program (an import holds the interpreter; those waits do not)."""
+    on I/O or on a program (an import holds the interpreter; those waits do not).
+    Each is a module's name or a function that imports it."""
 
     def imports() -> None:
-        for name in modules:
+        for module in modules:
             try:
-                importlib.import_module(name)
+                importlib.import_module(module) if isinstance(module, str) else module()
             except Exception:  # noqa: BLE001 - the step that needs it reports the error
                 return
 
@@ -562,9 +563,9 @@ def _process(request: Request, sigterm: Sigterm) -> ExitCode:
     environ = dict(request.settings.environ)
     applied = apply_profile(request.profile, environ)
     settings = request.settings.adding(applied)
-    heavy = ["astropy.io.fits"] + (
-        ["crds.bestrefs"] if handler_for(request.dataset).run_bestrefs else []
-    )
+    heavy: list[str | Callable[[], object]] = ["astropy.io.fits"]
+    if handler_for(request.dataset).run_bestrefs:
+        heavy.append(bestrefs.load_crds)
     import_in_background(*heavy)
     work = folders.work_dir(request.dataset, settings.get("CALDP_HOME"))
     work_lock: locks.Lock | None = None

@@ -119,3 +119,61 @@ def test_locate_reports_what_is_nowhere(tmp_path):
     located = bestrefs.locate(REFS, cache)
     assert located.missing == ["b_drk.fits", "c_pfl.fits"]
     assert located.dirs["jref"] == f"{cache}/references/hst/"
+
+
+DEFERRED_CHECK = r"""
+import json, shutil, sys, types
+from pathlib import Path
+from caldp import bestrefs
+
+def executed(name):
+    return name in sys.modules and type(sys.modules[name]) is types.ModuleType
+
+before = {name: executed(name) for name in bestrefs.DEFERRED_BY_CRDS}
+bestrefs.load_crds()
+raw = Path(sys.argv[1])
+errors = bestrefs.assign([raw], "hst_0729.pmap", sync=False)
+after_assign = {name: executed(name) for name in bestrefs.DEFERRED_BY_CRDS}
+import asdf, requests
+from astropy.table import Table
+used = {"requests": callable(requests.Session), "astropy.table": len(Table({"a": [1, 2]})),
+        "asdf": callable(asdf.open)}
+print(json.dumps({"before": before, "after_assign": after_assign, "errors": errors,
+                  "used": used, "executed_after_use": {n: executed(n) for n in used}}))
+"""
+
+
+def test_crds_is_loaded_without_what_bestrefs_never_uses(tmp_path, testdata, crds_env):
+    """requests, astropy.table and asdf are loaded by their first use, not by CRDS's import."""
+    import json
+    import subprocess
+    import sys
+
+    raw = tmp_path / "j8bt05njq_raw.fits"
+    shutil.copyfile(testdata / "acs" / "j8bt05njq_raw.fits", raw)
+    done = subprocess.run(
+        [sys.executable, "-c", DEFERRED_CHECK, str(raw)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(done.stdout.splitlines()[-1])
+    deferred = set(bestrefs.DEFERRED_BY_CRDS)
+    assert report["before"] == dict.fromkeys(deferred, False)
+    assert report["errors"] == 0 and fits.getheader(raw)["BIASFILE"] == "jref$m4r1753rj_bia.fits"
+    assert report["after_assign"] == dict.fromkeys(deferred, False)  # CRDS never used them
+    assert report["used"] == {"requests": True, "astropy.table": 2, "asdf": True}
+    assert report["executed_after_use"] == dict.fromkeys(deferred, True)
+
+
+def test_crds_loads_as_usual_what_was_imported_before(tmp_path):
+    code = (
+        "import sys, types, requests; from caldp import bestrefs; bestrefs.load_crds(); "
+        "print(type(sys.modules['requests']) is types.ModuleType, "
+        "type(sys.modules['astropy.table']) is types.ModuleType)"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "False"]
