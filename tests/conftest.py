@@ -17,7 +17,12 @@ import pytest
 
 from tests.support.standins import make_standin_crds_cache
 
-pytest_plugins = ["tests.support.pipeline_helpers", "tests.support.fault_report"]
+pytest_plugins = [
+    "tests.support.pipeline_helpers",
+    "tests.support.fault_report",
+    "tests.support.batch_fixtures",
+    "tests.support.disks",
+]
 
 TESTS_DIR = Path(__file__).parent
 FAKE_AWS = {

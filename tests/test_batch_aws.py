@@ -1,154 +1,31 @@
-"""caldp-batch against the AWS Batch API of a real moto server on 127.0.0.1.
-
-moto is told through its config API (``POST /moto-api/config`` with
-``{"batch": {"use_docker": false}}``) to run no containers: jobs then end at
-once, SUCCEEDED, or FAILED (without exit code) on a server started with
-``MOTO_SIMPLE_BATCH_FAIL_AFTER=0``.  A job's reason is set with the Batch API's
-own TerminateJob, which sets its status reason, as an operator's cancel does.
-The container's own reason (an out-of-memory kill, a Docker fault), which only
-the container runtime sets and moto cannot, is added to DescribeJobs by
-:class:`RuntimeReasons`.
-"""
+"""caldp.batch.aws: AWS Batch runs against the Batch API of a real moto server on
+127.0.0.1 (how moto plays AWS Batch: :mod:`tests.support.batch_fixtures`)."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import urllib.request
 
 import pytest
 
 from caldp import locks
 from caldp.batch import aws
-from caldp.batch.cli import main
 from caldp.batch.decisions import DEFAULT_LADDER, Action, parse_ladder
-from tests.conftest import moto_command, moto_server
+from tests.support.batch_fixtures import (
+    BUCKET,
+    CANCELLED,
+    NO_INSPECT,
+    NO_START,
+    OOM,
+    QUEUES,
+    RuntimeReasons,
+    contract_command,
+    jobs_in,
+    lock_text,
+    reset,
+    substitute,
+)
 
 boto3 = pytest.importorskip("boto3")
-
-BUCKET = "caldp-test-bucket"
-QUEUES = ("caldp-2g", "caldp-8g", "caldp-16g", "caldp-64g")
-OOM = "OutOfMemoryError: Container killed due to memory usage"
-NO_INSPECT = "CannotInspectContainerError: Could not transition to inspecting; timed out"
-NO_START = "CannotStartContainerError: Error response from daemon: failed to create shim task"
-CANCELLED = "Operator cancelled: the run is stopped"
-
-
-class RuntimeReasons:
-    """The moto Batch client, with the container runtime's reason added to the
-    DescribeJobs entries of chosen jobs (``container.reason``, set by ECS)."""
-
-    def __init__(self, client):
-        self.client = client
-        self.reasons: dict[str, str] = {}
-
-    def __getattr__(self, name):
-        return getattr(self.client, name)
-
-    def describe_jobs(self, jobs):
-        response = self.client.describe_jobs(jobs=jobs)
-        for job in response["jobs"]:
-            if job["jobId"] in self.reasons:
-                job.setdefault("container", {})["reason"] = self.reasons[job["jobId"]]
-        return response
-
-
-def contract_command(dataset: str) -> list[str]:
-    """What AWS Batch runs."""
-    return [
-        "caldp-process",
-        dataset,
-        f"s3://{BUCKET}/inputs",
-        f"s3://{BUCKET}/outputs/{dataset}",
-        "caldp-config-aws",
-    ]
-
-
-def substitute(command: list[str], parameters: dict[str, str]) -> list[str]:
-    """AWS Batch's replacement of ``Ref::name`` placeholders."""
-    out = []
-    for part in command:
-        for name, value in parameters.items():
-            part = part.replace(f"Ref::{name}", value)
-        out.append(part)
-    return out
-
-
-def moto_config(endpoint: str, config: dict | None = None) -> dict:
-    data = None if config is None else json.dumps(config).encode()
-    req = urllib.request.Request(
-        endpoint + "/moto-api/config", data=data, method="GET" if data is None else "POST"
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        body = resp.read()
-    return json.loads(body) if body else {}
-
-
-def reset(endpoint: str) -> None:
-    req = urllib.request.Request(endpoint + "/moto-api/reset", method="POST")
-    with urllib.request.urlopen(req, timeout=10):
-        pass
-
-
-def make_queues(client) -> None:
-    """The operator's infrastructure: a compute environment and one queue per rung."""
-    iam = boto3.client("iam")
-    role = iam.create_role(RoleName="caldp-batch-service", AssumeRolePolicyDocument="{}")
-    env = client.create_compute_environment(
-        computeEnvironmentName="caldp-compute",
-        type="UNMANAGED",
-        state="ENABLED",
-        serviceRole=role["Role"]["Arn"],
-    )
-    for priority, name in enumerate(QUEUES, 1):
-        client.create_job_queue(
-            jobQueueName=name,
-            state="ENABLED",
-            priority=priority,
-            computeEnvironmentOrder=[
-                {"order": 1, "computeEnvironment": env["computeEnvironmentArn"]}
-            ],
-        )
-
-
-def jobs_in(client, queue: str) -> list[dict]:
-    found = []
-    for status in ("SUCCEEDED", "FAILED"):
-        found += client.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]
-    return sorted(found, key=lambda j: j["jobName"])
-
-
-@pytest.fixture
-def batch(aws_env):
-    """A Batch client on the shared moto server, containers off, queues made."""
-    previous = moto_config(aws_env)
-    moto_config(aws_env, {"batch": {"use_docker": False}})
-    client = boto3.client("batch")
-    make_queues(client)
-    aws.register_job_definition(client, "caldp:test", {"CRDSBUCKET": "crds-refs"})
-    yield client
-    moto_config(aws_env, {"batch": previous.get("batch", {"use_docker": True})})
-
-
-@pytest.fixture(scope="module")
-def failing_moto(tmp_path_factory):
-    """A moto server of its own whose Batch jobs all fail (MOTO_SIMPLE_BATCH_FAIL_AFTER=0)."""
-    env = {**os.environ, "MOTO_SIMPLE_BATCH_FAIL_AFTER": "0"}
-    log = tmp_path_factory.mktemp("moto-failing") / "moto.log"
-    with moto_server(moto_command(), log, env) as url:
-        yield url
-
-
-@pytest.fixture
-def failing_batch(aws_env, failing_moto, monkeypatch):
-    reset(failing_moto)
-    moto_config(failing_moto, {"batch": {"use_docker": False}})
-    monkeypatch.setenv("AWS_ENDPOINT_URL", failing_moto)
-    client = boto3.client("batch")
-    make_queues(client)
-    aws.register_job_definition(client, "caldp:test", {"CRDSBUCKET": "crds-refs"})
-    return client
 
 
 def settings(**kw) -> aws.BatchSettings:
@@ -321,44 +198,6 @@ def test_a_killed_attempts_lock_is_removed_before_its_retry(failing_batch):
     assert s3.get_object(Bucket=BUCKET, Key=key("ldfd01010"))["Body"].read() == other
 
 
-def test_the_cli_removes_a_killed_attempts_lock(failing_batch, monkeypatch, caplog):
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    real_client = boto3.client
-    bodies = []
-
-    class Killed(RuntimeReasons):
-        def submit_job(self, **kwargs):
-            try:
-                obj = s3.get_object(Bucket=BUCKET, Key="messages/processing-j8bt05njq")
-                bodies.append(obj["Body"].read())
-            except s3.exceptions.NoSuchKey:
-                bodies.append(None)
-            response = self.client.submit_job(**kwargs)
-            self.reasons[response["jobId"]] = OOM
-            s3.put_object(
-                Bucket=BUCKET,
-                Key="messages/processing-j8bt05njq",
-                Body=lock_text(response["jobId"]),
-            )
-            return response
-
-    def client(name, **kwargs):
-        made = real_client(name, **kwargs)
-        return Killed(made) if name == "batch" else made
-
-    monkeypatch.setattr(boto3, "client", client)
-    rc = main(["--bucket", BUCKET, "--poll", "0.01", "--ladder", "2,8", "j8bt05njq"])
-    assert rc == 1
-    assert bodies == [None, None]
-    assert "ended without removing it" in caplog.text
-
-
-def lock_text(job_id: str) -> bytes:
-    """What caldp-process writes as its lock in AWS Batch job ``job_id``."""
-    return locks.s3_lock_text("0123abcd", job_id).encode()
-
-
 def test_a_job_that_vanishes_is_reported_after_some_polls(batch, aws_env):
     polls = []
     runs = aws.run_on_batch(
@@ -372,47 +211,6 @@ def test_a_job_that_vanishes_is_reported_after_some_polls(batch, aws_env):
     assert len(run.attempts) == 1 and run.decision.action is Action.FAILED
     assert (run.exit_code, run.decision.why) == (None, "job not found")
     assert len(polls) == aws.MISSING_POLLS - 1  # not given up at the first miss
-
-
-def test_cli_registers_submits_and_reports(batch, monkeypatch, capsys):
-    monkeypatch.setenv("CRDSBUCKET", "crds-refs-2")
-    monkeypatch.setenv("CAL_BASE_IMAGE", "stsci/hst-pipeline:CALDP_20240813_CAL_final")
-    monkeypatch.setenv("AWSYSVER", "calcloud-1.2")
-    for name in ("CSYS_VER", "AWSDPVER"):
-        monkeypatch.delenv(name, raising=False)
-    rc = main(["--bucket", BUCKET, "--poll", "0.01", "--register-image", "caldp:v2", "J8BT05NJQ"])
-    out = capsys.readouterr().out
-    assert rc == 0
-    assert out.splitlines()[2].split()[:4] == ["j8bt05njq", "0", "SUCCESS", "2G"]
-    jd = batch.describe_job_definitions(jobDefinitionName="caldp", status="ACTIVE")
-    latest = max(jd["jobDefinitions"], key=lambda d: d["revision"])
-    assert latest["containerProperties"]["image"] == "caldp:v2"
-    env = {e["name"]: e["value"] for e in latest["containerProperties"]["environment"]}
-    assert env == {
-        "CRDSBUCKET": "crds-refs-2",
-        "CSYS_VER": "CALDP_20240813_CAL_final",
-        "AWSDPVER": "caldp-0.1.0",
-        "AWSYSVER": "calcloud-1.2",
-    }
-    (job,) = jobs_in(batch, "caldp-2g")
-    assert job["jobDefinition"] == latest["jobDefinitionArn"]
-
-
-def test_cli_failures_give_status_1(failing_batch, capsys):
-    rc = main(["--bucket", BUCKET, "--poll", "0.01", "--ladder", "2,8", "o4er06llq"])
-    assert rc == 1
-    out = capsys.readouterr().out
-    assert out.splitlines()[2].split()[:4] == ["o4er06llq", "-", "NO_EXIT_CODE", "2G"]
-    assert out.splitlines()[-1] == "0 of 1 datasets succeeded"
-
-
-def test_cli_bad_command_lines(batch, capsys):
-    assert main(["j8bt05njq"]) == 2  # no bucket
-    assert main(["--bucket", BUCKET, "--queues", "a,b", "j8bt05njq"]) == 2  # 2 queues, 4 rungs
-    assert main(["--bucket", BUCKET, "u8bt05njq"]) == 2  # WFPC2: not calibrated
-    assert main(["--bucket", BUCKET]) == 2
-    assert jobs_in(batch, "caldp-2g") == []
-    assert "one queue per rung" in capsys.readouterr().err
 
 
 def test_image_tag():
@@ -440,17 +238,3 @@ def test_job_names_are_what_calclouds_dashboard_parses(dataset):
     name = aws.job_name(dataset)
     assert re.fullmatch(r"[A-Za-z0-9_-]{1,128}", name)  # AWS Batch's rule for job names
     assert parse(name).name == dataset
-
-
-@pytest.mark.parametrize(
-    "text, job",
-    [
-        (locks.s3_lock_text("ab12", "job-1"), "job-1"),
-        (locks.s3_lock_text("ab12", ""), ""),  # outside AWS Batch
-        ("run ab12 pid 7 on host since T batch job job-1 \n", "job-1"),
-        ("", ""),
-        ("written by someone else\n", ""),
-    ],
-)
-def test_the_job_a_lock_names(text, job):
-    assert locks.batch_job_of(text) == job

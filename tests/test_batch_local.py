@@ -2,64 +2,24 @@
 
 from __future__ import annotations
 
-import os
 import resource
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from caldp import sample
 from caldp.batch.cli import main
 from caldp.batch.decisions import Action, parse_ladder
 from caldp.batch.local import LocalSettings, resolve_uri, run_locally, worker_argv
+from tests.support.batch_fixtures import summary_rows
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def importable_caldp(monkeypatch):
-    """Workers start ``python -m caldp...``: make this checkout importable for them."""
-    path = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv("PYTHONPATH", str(REPO) + (os.pathsep + path if path else ""))
-    monkeypatch.delenv("CALDP_SIMULATE_ERROR", raising=False)
+pytestmark = pytest.mark.usefixtures("importable_caldp")
 
 
 def write_script(path: Path, body: str) -> list[str]:
     path.write_text(textwrap.dedent(body))
     return [sys.executable, str(path)]
-
-
-def summary_rows(text: str) -> dict[str, list[str]]:
-    lines = text.splitlines()
-    return {line.split()[0]: line.split() for line in lines[2:-1]}
-
-
-def test_limit_wrapper_sets_the_limit_and_becomes_the_command():
-    show = "import os, resource; print(resource.getrlimit(resource.RLIMIT_{}), os.getpid())"
-    for kind, which in (("as", "AS"), ("data", "DATA")):
-        proc = subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "caldp.batch.limit", kind, str(3 << 30), "--"]
-            + [sys.executable, "-c", show.format(which)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        limits, _pid = proc.stdout.rsplit(" ", 1)
-        assert limits == f"({3 << 30}, {3 << 30})"
-    bad = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "caldp.batch.limit", "as", "10", "--", "/nonexistent/program"],
-        capture_output=True,
-        text=True,
-    )
-    assert bad.returncode == 127 and "/nonexistent/program" in bad.stderr
-    usage = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "caldp.batch.limit", "rss", "10", "--", "true"],
-        capture_output=True,
-    )
-    assert usage.returncode == 2
 
 
 def test_worker_command_line(tmp_path):
@@ -157,46 +117,6 @@ def test_workers_run_at_the_same_time(tmp_path, monkeypatch):
     settings = LocalSettings(command=write_script(tmp_path / "pair.py", script))
     runs = run_locally(["j8bt05njq", "ldfd01010"], 2, settings, base=tmp_path)
     assert [(r.dataset, r.exit_code) for r in runs] == [("j8bt05njq", 0), ("ldfd01010", 0)]
-
-
-def test_cli_local_with_real_caldp_process(tmp_path, monkeypatch, capsys):
-    """Real caldp-process workers told to fail their input step: reported, not retried."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "in").mkdir()
-    # a CRDS cache, which the default profile checks before the fetch
-    monkeypatch.setenv("CRDS_PATH", str(sample.write_crds_cache(tmp_path / "crds")))
-    monkeypatch.setenv("CALDP_SIMULATE_ERROR", "21")
-    rc = main(
-        ["--local", "2", "--input", "file:in", "--output", "file:out", "--workdir", "w"]
-        + ["j8bt05njq", "ldfd01010", "j8bt05njq"]
-    )
-    out = capsys.readouterr().out
-    assert rc == 1
-    rows = summary_rows(out)
-    assert set(rows) == {"j8bt05njq", "ldfd01010"}  # duplicates dropped
-    for ds, row in rows.items():
-        assert row[1:4] == ["21", "INPUT_TAR_FILE_ERROR", "2G"]
-        assert float(row[4]) > 0 and float(row[5]) > 1  # wall seconds, max RSS MB
-        assert (tmp_path / "out" / "messages" / f"error-{ds}").is_file()
-        assert (tmp_path / "w" / ds / "attempt-1-2G" / "caldp-process.log").is_file()
-    assert out.splitlines()[-1] == "0 of 2 datasets succeeded"
-
-
-def test_cli_local_bad_command_lines(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    assert main(["--local", "0", "j8bt05njq"]) == 2
-    assert main(["--local", "1", "--ladder", "8,2", "j8bt05njq"]) == 2
-    assert main(["--local", "1", "not-a-dataset"]) == 2
-    assert main(["--local", "1", "--datasets-file", str(tmp_path / "missing.txt")]) == 2
-    assert not (tmp_path / "caldp-batch-work").exists()
-    capsys.readouterr()
-
-
-def test_cli_reads_a_datasets_file(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "list.txt").write_text("# a comment\nj8bt05njq  ldfd01010\n\nnot-a-dataset # no\n")
-    assert main(["--local", "1", "-f", "list.txt"]) == 2
-    assert "not-a-dataset" in capsys.readouterr().err
 
 
 COS_ACQ = "lb4l02m2q"  # a COS ACQ/PEAKD: calcos exits 5, which is success for COS

@@ -66,7 +66,6 @@ from __future__ import annotations
 import errno
 import gzip
 import json
-import logging
 import os
 import re
 import shutil
@@ -74,7 +73,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -84,6 +82,7 @@ import pytest
 
 from caldp.instruments import HANDLERS
 from tests.support import synthetic, tarballs
+from tests.support.disks import Mounts, fill
 from tests.support.fault_report import MATRIX
 from tests.support.injection import BETWEEN, At, Injector, resolve
 from tests.support.pipeline_helpers import hashes, make_tarball, messages, records, run, tree
@@ -199,56 +198,6 @@ RECORD_START = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ")
 # ----------------------------------------------------------------------------- environment
 
 
-class Mounts:
-    """Size-limited or read-only tmpfs mounts, where this machine allows them (root)."""
-
-    _allowed: bool | None = None
-
-    def __init__(self) -> None:
-        self.points: list[Path] = []
-
-    @classmethod
-    def allowed(cls) -> bool:
-        if cls._allowed is None:
-            cls._allowed = False
-            if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("mount"):
-                probe = Path(tempfile.mkdtemp(prefix="caldp-mount-probe-"))
-                if _mount(probe, "4k"):
-                    subprocess.run(["umount", str(probe)], check=False, capture_output=True)
-                    cls._allowed = True
-                probe.rmdir()
-        return cls._allowed
-
-    def tmpfs(self, path: Path, size: str) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        assert _mount(path, size), f"cannot mount a tmpfs on {path}"
-        self.points.append(path)
-
-    @staticmethod
-    def readonly(path: Path) -> None:
-        subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True, capture_output=True)
-
-    def cleanup(self) -> None:
-        for path in reversed(self.points):
-            subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
-
-
-def _mount(path: Path, size: str) -> bool:
-    argv = ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)]
-    return subprocess.run(argv, check=False, capture_output=True).returncode == 0
-
-
-def fill(folder: Path) -> None:
-    """Fill the file system holding ``folder`` (a real ENOSPC from now on)."""
-    with open(folder / "filler", "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC, exc
-
-
 @dataclass
 class Ctx:
     tmp: Path
@@ -283,13 +232,6 @@ def sources(tmp_path_factory) -> dict[str, Path]:
             synthetic.make_dataset(folder, ds)
         made[ds] = folder
     return made
-
-
-@pytest.fixture
-def mounts():
-    m = Mounts()
-    yield m
-    m.cleanup()
 
 
 # ----------------------------------------------------------------------------- faults
@@ -760,75 +702,6 @@ def test_a_place_that_is_never_reached_is_an_error(pipeline_env, sources, monkey
     for injector in (renamed, elsewhere):
         with pytest.raises(AssertionError, match="was never injected"):
             injector.check()
-
-
-FIRST = "before the disk filled up".ljust(4095, ".")
-
-
-def _full_disk_log(mounts: Mounts, tmp_path: Path):
-    """A log file on a full 64k tmpfs, and the 32k file whose removal makes room.  The
-    log's first record fills a whole page, so that the next one needs a new page."""
-    from caldp import log as caldp_log
-
-    if not Mounts.allowed():
-        pytest.skip("needs a size-limited file system (tmpfs mount, as root)")
-    disk = tmp_path / "disk"
-    mounts.tmpfs(disk, "64k")
-    room = disk / "room"
-    room.write_bytes(b"r" * 32768)
-    handler = caldp_log.FileHandler(disk / "log.txt")
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger(f"caldp.test.{tmp_path.name}")
-    logger.propagate = False
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
-    logger.info(FIRST)
-    fill(disk)
-    return logger, handler, room
-
-
-def test_log_file_keeps_records_through_a_full_disk(mounts, tmp_path):
-    """Records logged while the disk is full reach the file, in order, once there is room."""
-    logger, handler, room = _full_disk_log(mounts, tmp_path)
-    try:
-        for i in range(300):
-            logger.info("record %03d %s", i, "x" * 60)
-        assert "record 299" not in handler.path.read_text(), "the disk was not full"
-        room.unlink()
-        logger.info("room again")
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
-    lines = handler.path.read_text().splitlines()
-    expected = [f"record {i:03d} {'x' * 60}" for i in range(300)]
-    assert lines == [FIRST, *expected, "room again"]
-
-
-def test_log_file_on_a_full_disk_keeps_the_latest_records(mounts, tmp_path, monkeypatch):
-    """Past the bound of what is kept in memory, the oldest records are dropped, and the
-    log says how much is missing there."""
-    from caldp import log as caldp_log
-
-    monkeypatch.setattr(caldp_log, "PENDING_BYTES", 4096)
-    logger, handler, room = _full_disk_log(mounts, tmp_path)
-    try:
-        for i in range(300):
-            logger.info("record %03d %s", i, "x" * 60)
-        room.unlink()
-        handler.flush()
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
-    lines = handler.path.read_text().splitlines()
-    assert lines[0] == FIRST
-    note = re.fullmatch(r"\[(\d+) bytes of log lost here: the disk was full\]", lines[1])
-    assert note, lines[:3]
-    kept = lines[2:]
-    assert kept[-1] == f"record 299 {'x' * 60}"
-    first = int(kept[0].split()[1])
-    assert kept == [f"record {i:03d} {'x' * 60}" for i in range(first, 300)]
-    assert int(note.group(1)) == first * len(kept[0] + "\n")
-    assert sum(len(line) + 1 for line in kept) <= 4096
 
 
 # ----------------------------------------------------------------------------- running

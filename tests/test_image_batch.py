@@ -23,7 +23,7 @@ from caldp.batch.decisions import DEFAULT_LADDER
 from caldp.exit_codes import ExitCode
 from caldp.sample import CONTEXT, DATASET
 from tests.conftest import FAKE_AWS, moto_server
-from tests.test_batch_aws import QUEUES, make_queues, substitute
+from tests.support.batch_fixtures import QUEUES, make_queues, substitute
 from tests.test_pipeline_s3 import CRDS_BUCKET, mirror_crds_with_references
 
 IMAGE = os.environ.get("CALDP_TEST_IMAGE", "")

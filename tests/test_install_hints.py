@@ -11,30 +11,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from caldp import extras
-from caldp.sysexit import describe
 from tests.support import synthetic
 from tests.support.pipeline_helpers import run
-
-
-@pytest.mark.parametrize(
-    "program, words",
-    [
-        ("calcos", "'cal' extra (pip install 'caldp[cal]')"),
-        ("runastrodriz", "'cal' extra"),
-        ("calacs.e", "hstcal, which is not on PyPI"),
-        ("cs0.e", "STScI's calibration base image"),
-    ],
-)
-def test_a_missing_program_says_where_it_comes_from(program, words):
-    text = describe(FileNotFoundError(2, "No such file or directory", program))
-    assert text.startswith("FileNotFoundError: [Errno 2] No such file or directory")
-    assert words in text
-
-
-def test_other_missing_files_get_no_hint():
-    assert describe(FileNotFoundError(2, "No such file", "j8cb01u1q_raw.fits")).endswith("'")
-    assert extras.hint("numpy") == ""
 
 
 def test_missing_calibration_program_keeps_23_and_names_the_image(

@@ -19,41 +19,6 @@ from caldp.previews.cli import product_kind
 from tests.support.pipeline_helpers import messages, run, tree
 from tests.support.standins import STANDIN_DIR, standin_env
 
-KINDS = sorted(HANDLERS)
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_every_entry_is_complete(kind):
-    h = HANDLERS[kind]
-    assert h.kind == kind and h.title and h.example
-    example = parse(h.example)
-    assert example.kind == kind  # the example is a name of this kind
-    assert (h.letter is None) != (h.name_pattern is None)  # IPPPSSOOT or mosaic names
-    assert h.input_suffixes and h.stages
-    for stage in h.stages:
-        assert stage.program and 0 in stage.ok_returncodes
-        assert isinstance(stage.exit_code, ExitCode) and stage.exit_code != ExitCode.SUCCESS
-    assert set(h.bestrefs_suffixes) <= set(h.input_suffixes)
-    assert set(h.randseed_suffixes) <= set(h.input_suffixes)
-    assert h.preview_suffixes and h.thumb_size > 0
-    if h.mosaic:
-        assert h.product_prefix and h.is_product and not h.mast_product_types
-        assert not h.run_bestrefs
-        assert instruments.mosaic_by_product(f"{h.product_prefix}x_y") is h
-    else:
-        assert h.mast_product_types == tuple(s.upper() for s in h.input_suffixes)
-        assert instruments.by_letter(h.letter.upper()) is h
-        assert instruments.by_title(h.title.lower()) is h
-
-
-def test_keys_are_unique():
-    letters = [h.letter for h in HANDLERS.values() if h.letter]
-    prefixes = [h.product_prefix for h in HANDLERS.values() if h.product_prefix]
-    titles = [h.title for h in HANDLERS.values()]
-    assert len(set(letters)) == len(letters)
-    assert len(set(prefixes)) == len(prefixes)
-    assert len(set(titles)) == len(titles)
-
 
 def test_every_program_has_a_test_double_or_is_installed():
     env = standin_env()

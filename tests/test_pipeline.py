@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
-from caldp.cli import main
 from tests.support import synthetic
 from tests.support.pipeline_helpers import (
     assert_failed_cleanly,
@@ -514,44 +513,6 @@ def test_unwritable_output_is_25(pipeline_env):
     assert last.endswith(
         f"exit 25 S3_UPLOAD_ERROR; the full log is kept in {work}/logs/process.txt"
     )
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["u2xx0101t"],
-        ["j8cb010b"],
-        ["j8cb010b0", "ftp://x"],
-        ["j8cb010b0", "file:.", "gopher:y"],
-        ["j8cb010b0", "file:.", "file:.", "caldp-config-nowhere"],
-        ["j8cb010b0", "file:.", "file:.", "caldp-config-local", "extra"],
-        [],
-    ],
-)
-def test_command_line_errors_do_no_work(pipeline_env, argv):
-    assert main(argv) == 2
-    assert not (Path(os.environ["CALDP_HOME"]) / "caldp-work").exists()
-
-
-def test_help_lists_exit_codes(capsys):
-    assert main(["--help"]) == 0
-    out = capsys.readouterr().out
-    assert "31  SUBPROCESS_MEMORY_ERROR" in out and "caldp-config-local" in out
-
-
-def test_version(capsys, monkeypatch):
-    from tests.support.standins import standin_env
-
-    monkeypatch.setenv("PATH", standin_env()["PATH"])
-    assert main(["--version"]) == 0
-    out = capsys.readouterr().out
-    for name in ("caldp 0.1.0", "crds ", "calcos ", "drizzlepac "):
-        assert name in out
-    assert "calacs.e (" in out and "STAND-IN" not in out  # found, not run
-    assert main(["--version", "--programs"]) == 0
-    out = capsys.readouterr().out
-    assert "calacs.e CALACS STAND-IN 0.0.0-standin" in out  # the program's own --version
-    assert main(["--programs"]) == 2
 
 
 def test_sigterm_delivers_logs_and_error_message(pipeline_env):

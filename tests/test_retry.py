@@ -7,8 +7,7 @@ import logging
 
 import pytest
 
-from caldp import previews, retry
-from caldp.errors import is_memory_error
+from caldp import retry
 from caldp.retry import GaveUp, RetryPolicy
 
 
@@ -91,30 +90,3 @@ def test_other_errors_propagate(sleeps):
     with pytest.raises(KeyError):
         retry.retry("x", flaky([KeyError("k")]), RetryPolicy(attempts=5), (OSError,))
     assert not sleeps
-
-
-def test_memory_error_check():
-    assert is_memory_error(MemoryError())
-    assert is_memory_error(OSError(errno.ENOMEM, "x"))
-    assert is_memory_error(OSError("Cannot allocate memory"))
-    assert not is_memory_error(OSError(errno.ENOSPC, "No space left on device"))
-    assert not is_memory_error(ValueError("Cannot allocate memory"))
-
-
-def test_previews_do_not_swallow_cannot_allocate_memory(tmp_path, monkeypatch):
-    product = tmp_path / "j8cb01u1q_flt.fits"
-    product.write_bytes(b"")
-
-    def fails(*args):
-        raise OSError("Cannot allocate memory")  # as numpy or a library words it, no errno
-
-    monkeypatch.setattr(previews, "preview_product", fails)
-    with pytest.raises(OSError, match="Cannot allocate memory"):
-        previews.preview_files([product], ["acs"], tmp_path / "out")
-
-    def io_error(*args):
-        raise OSError(errno.EIO, "io")
-
-    monkeypatch.setattr(previews, "preview_product", io_error)
-    report = previews.preview_files([product], ["acs"], tmp_path / "out")
-    assert "io" in report.failures[product.name]  # other errors: logged and skipped

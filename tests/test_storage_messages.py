@@ -2,8 +2,8 @@
 
 The two boxes differ as the ``file:`` and S3 boxes do: one locks beside its
 messages and names each message on its first line, the other's lock is
-``processing-<ds>`` itself.  The backends' own tests (test_storage, test_s3)
-check the same lifecycle on a folder and on moto's S3.
+``processing-<ds>`` itself.  The backends' own tests (test_storage_file,
+test_storage_s3) check the same lifecycle on a folder and on moto's S3.
 """
 
 from __future__ import annotations

@@ -167,22 +167,6 @@ def test_a_failed_delivery_or_message_overrides(result, failure, of_delivery, ex
     assert code == expected
 
 
-def test_error_module_imports_nothing_of_caldp():
-    import ast
-    import inspect
-
-    from caldp import errors
-
-    tree = ast.parse(inspect.getsource(errors))
-    imported = [
-        n.module if isinstance(n, ast.ImportFrom) else a.name
-        for n in ast.walk(tree)
-        if isinstance(n, (ast.Import, ast.ImportFrom))
-        for a in n.names
-    ]
-    assert not [m for m in imported if m and m.startswith("caldp")], imported
-
-
 def test_backends_pick_no_exit_code():
     """Only the policy (sysexit), the pipeline's step table, the registries and the
     command lines name exit codes; the parts that fetch, deliver or assign raise
@@ -206,19 +190,3 @@ def test_backends_pick_no_exit_code():
     ):
         text = (root / name).read_text()
         assert "ExitCode" not in text and "CaldpError" not in text, name
-
-
-def test_exit_codes_have_no_aliases():
-    # an alias (two names, one number) would be refused by @unique at import
-    assert len(ExitCode.__members__) == len(list(ExitCode))
-
-
-def test_main_runs_under_exit_receiver(monkeypatch, capsys):
-    """An exception escaping caldp-process (a bug) still becomes an exit status."""
-    from caldp import cli
-
-    def broken(argv):
-        raise MemoryError("while parsing")
-
-    monkeypatch.setattr(cli, "_main", broken)
-    assert cli.main(["j8cb010b0"]) == ExitCode.CALDP_MEMORY_ERROR

@@ -5,7 +5,10 @@
 * ``synthetic``, ``synthetic_references``, ``tarballs``: made-up inputs, references
   and tarballs;
 * ``mast_server``, ``moto_batch_server``, ``moto_iam_server``: servers the tests talk to;
-* ``s3_fixtures``, ``pipeline_helpers``, ``fault_report``: helpers and pytest plugins;
+* ``fits_images``: made-up FITS images for the preview tests;
+* ``s3_fixtures``, ``pipeline_helpers``, ``fault_report``, ``batch_fixtures`` (AWS
+  Batch on moto, local workers), ``disks`` (size-limited and read-only file systems):
+  helpers and pytest plugins;
 * ``injection``: faults placed by the name of a pipeline step (``tests/test_faults.py``).
 
 Product code (``caldp/``) never imports from here.

@@ -7,7 +7,6 @@ import hashlib
 import io
 import os
 import tarfile
-import zlib
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from caldp.datasets import parse
 from caldp.errors import DownloadError, InputError, OutputError
 from caldp.settings import Settings
-from caldp.storage import DeliveryPlan, Uri, parse_output_uri, s3_upload
+from caldp.storage import DeliveryPlan, Uri, parse_output_uri
 from caldp.storage import s3 as s3mod
 from tests.support.s3_fixtures import CuttingProxy, RecordingProxy, s3_client, use_fast_retries
 
@@ -394,47 +393,6 @@ def test_a_transient_upload_failure_is_retried(monkeypatch, s3, tmp_path):
     assert _members(_get(s3, "out/j8bt05njq.tar.gz")) == {
         "j8bt05njq/j8bt05njq_raw.fits": big.read_bytes()
     }
-
-
-def test_verification_catches_a_stored_object_that_differs(s3):
-    s3.create_bucket(Bucket=BUCKET)
-    data = b"calibrated bytes\n"
-    s3.put_object(Bucket=BUCKET, Key="k", Body=data)
-    md5 = hashlib.md5(data).hexdigest()
-    s3_upload.verify_object(s3, BUCKET, "k", len(data), None, md5)
-    with pytest.raises(s3_upload.VerifyError, match="size"):
-        s3_upload.verify_object(s3, BUCKET, "k", len(data) + 1, None, md5)
-    with pytest.raises(s3_upload.VerifyError, match="ETag"):
-        s3_upload.verify_object(s3, BUCKET, "k", len(data), None, hashlib.md5(b"other").hexdigest())
-
-
-# ----------------------------------------------------------------------------- gzip stream
-
-
-class _Collect:
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.chunks.append(bytes(data))
-
-
-@pytest.mark.parametrize("size", [0, 1, 4096, 65536, 65536 + 7, 5 * 65536 + 123])
-def test_parallel_gzip_is_one_valid_gzip_member(size):
-    rng = __import__("random").Random(size)
-    # Mix of compressible and random data across block boundaries.
-    data = b"".join(
-        (rng.randbytes(97) if i % 3 else b"FITS header card " * 5) for i in range(size // 97 + 1)
-    )[:size]
-    sink = _Collect()
-    writer = s3_upload.ParallelGzipWriter(sink, level=1, threads=2, block_size=65536)
-    for start in range(0, size, 10000):
-        writer.write(data[start : start + 10000])
-    writer.finish()
-    blob = b"".join(sink.chunks)
-    assert gzip.decompress(blob) == data  # checks the CRC-32 and size trailer
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    assert d.decompress(blob) == data and d.eof and d.unused_data == b""
 
 
 def test_the_write_check_is_one_put_of_the_log_to_be(s3, monkeypatch):
