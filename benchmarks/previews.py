@@ -84,7 +84,7 @@ def make_two_chip_file(path: Path) -> int:
 
 def _measure(queue, case: str, trace: bool, args: tuple) -> None:
     """Child process: import, reset the peak, run one case, report time and memory."""
-    import PIL.Image  # noqa: F401
+    import PIL.Image
 
     from caldp.previews import images, spectra  # noqa: F401  (imports outside the timing)
 
@@ -109,7 +109,9 @@ def _measure(queue, case: str, trace: bool, args: tuple) -> None:
         path, out = args
         base = images.base_name(Path(path))
         full = images.render_file(Path(path))
-        images.save_jpeg(full.pixels, Path(out) / f"{base}.jpg")
+        PIL.Image.fromarray(full.pixels).save(
+            Path(out) / f"{base}.jpg", format="JPEG", quality=images.JPEG_QUALITY
+        )
         del full
         again = images.render_file(Path(path))
         images.save_full_and_thumb(

@@ -46,8 +46,6 @@ class BestrefsError(ReferencesError):
 
 @dataclass
 class BestrefsResult:
-    context: str
-    errors: int
     references: dict[str, str] = field(default_factory=dict)  # file name -> variable
 
 
@@ -246,4 +244,4 @@ def run(paths: Sequence[Path], crds_path: Path, context: str, *, sync: bool) -> 
         raise BestrefsError(f"CRDS reported {errors} error(s) assigning best references")
     refs = referenced_files(paths)
     log.info("CRDS assigned %d reference files with context %s", len(refs), context)
-    return BestrefsResult(context=context, errors=errors, references=refs)
+    return BestrefsResult(references=refs)

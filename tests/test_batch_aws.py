@@ -62,7 +62,7 @@ def test_all_succeed_on_the_first_rung(batch):
     runs = aws.run_on_batch(datasets, batch, settings())
     assert [r.dataset for r in runs] == datasets
     assert all(r.succeeded and r.exit_code == 0 for r in runs)
-    assert all(len(r.attempts) == 1 and r.attempts[0].queue == "caldp-2g" for r in runs)
+    assert all(len(r.attempts) == 1 for r in runs)
     summaries = jobs_in(batch, "caldp-2g")
     assert [j["jobName"] for j in summaries] == [
         "acs_8ph_01",
@@ -96,13 +96,15 @@ def test_failures_climb_retry_or_stop(failing_batch):
         on_submitted=on_submitted,
     )
     oom, fault, nostart, other = runs
-    assert [a.queue for a in oom.attempts] == list(QUEUES)
+    assert [q for ds, q in submitted if ds == "j8bt05njq"] == list(QUEUES)
+    assert len(oom.attempts) == len(QUEUES)
     assert (oom.decision.action, oom.exit_code, oom.decision.name) == (
         Action.FAILED,
         33,
         "CONTAINER_MEMORY_ERROR",
     )
-    assert [a.queue for a in fault.attempts] == ["caldp-2g"] * 3
+    assert [q for ds, q in submitted if ds == "ldfd01010"] == ["caldp-2g"] * 3
+    assert len(fault.attempts) == 3
     assert fault.decision.name == "CannotInspectContainer" and fault.exit_code is None
     # CALCLOUD does not retry a container that could not start.
     assert len(nostart.attempts) == 1 and nostart.decision.action is Action.FAILED
@@ -184,7 +186,7 @@ def test_a_killed_attempts_lock_is_removed_before_its_retry(failing_batch):
         before_retry=lambda run: aws.release_stale_lock(s3, BUCKET, run),
     )
     killed, busy = runs
-    assert [a.queue for a in killed.attempts] == ["caldp-2g", "caldp-8g"]
+    assert len(killed.attempts) == 2
     assert [(ds, q, b) for ds, q, b in found_at_submission if ds == "j8bt05njq"] == [
         ("j8bt05njq", "caldp-2g", None),
         ("j8bt05njq", "caldp-8g", None),  # the first attempt's lock was removed

@@ -30,7 +30,6 @@ def test_real_acs_raw_gets_real_references(tmp_path, testdata, crds_env):
     raw = tmp_path / "j8bt05njq_raw.fits"
     shutil.copyfile(testdata / "acs" / "j8bt05njq_raw.fits", raw)
     result = bestrefs.run([raw], crds_env, "hst_0729.pmap", sync=False)
-    assert result.errors == 0 and result.context == "hst_0729.pmap"
     header = fits.getheader(raw)
     assert header["BIASFILE"] == "jref$m4r1753rj_bia.fits"
     assert header["CRDS_CTX"] == "hst_0729.pmap"

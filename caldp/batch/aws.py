@@ -35,7 +35,6 @@ from caldp.locks import batch_job_of
 
 log = logging.getLogger("caldp.batch.aws")
 
-JOB_ENVIRONMENT = ("CRDSBUCKET", "CSYS_VER", "AWSDPVER", "AWSYSVER")
 DESCRIBE_LIMIT = 100  # DescribeJobs takes at most 100 job ids
 FINAL_STATES = ("SUCCEEDED", "FAILED")
 MISSING_POLLS = 10  # DescribeJobs may lag SubmitJob: a job is lost after this many misses
@@ -46,8 +45,9 @@ def load_job_definition(
 ) -> dict[str, Any]:
     """The packaged job definition with ``image`` and the job environment filled in.
 
-    Variables of :data:`JOB_ENVIRONMENT` missing or empty in ``environment`` are left
-    out, so that the image's own values (``CSYS_VER`` is set by the Dockerfile) apply.
+    The variables of the packaged definition's environment that are missing or empty in
+    ``environment`` are left out, so that the image's own values (``CSYS_VER`` is set by
+    the Dockerfile) apply.
     """
     text = resources.files("caldp.batch").joinpath("job_definition.json").read_text()
     definition = json.loads(text)
@@ -247,11 +247,11 @@ def run_on_batch(
     ``before_retry(run)`` before a dataset's next attempt is submitted.
     """
     runs = [DatasetRun(ds, settings.ladder, settings.max_container_retries) for ds in datasets]
-    pending: dict[str, tuple[DatasetRun, str]] = {}
+    pending: dict[str, DatasetRun] = {}
 
     def launch(run: DatasetRun) -> None:
         job_id, queue = submit(client, run, settings)
-        pending[job_id] = (run, queue)
+        pending[job_id] = run
         if on_submitted is not None:
             on_submitted(run, job_id, queue)
 
@@ -272,8 +272,8 @@ def run_on_batch(
                 states[status] = states.get(status, 0) + 1
                 if job_id not in pending or status not in FINAL_STATES:
                     continue
-                run, queue = pending.pop(job_id)
-                _finish(run, job, job_id, queue)
+                run = pending.pop(job_id)
+                _finish(run, job, job_id)
                 if run.decision is not None and run.decision.action.is_retry:
                     if before_retry is not None:
                         before_retry(run)
@@ -285,9 +285,9 @@ def run_on_batch(
             misses[job_id] = misses.get(job_id, 0) + 1
             if misses[job_id] < MISSING_POLLS:
                 continue
-            run, queue = pending.pop(job_id)
+            run = pending.pop(job_id)
             log.error("%s: job %s is not known to AWS Batch", run.dataset, job_id)
-            _finish(run, {"jobId": job_id, "status": "FAILED"}, job_id, queue, "job not found")
+            _finish(run, {"jobId": job_id, "status": "FAILED"}, job_id, "job not found")
         now = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
         if now != progress:
             done = sum(1 for r in runs if r.finished)
@@ -298,16 +298,12 @@ def run_on_batch(
     return runs
 
 
-def _finish(
-    run: DatasetRun, job: Mapping[str, Any], job_id: str, queue: str, reason: str = ""
-) -> None:
+def _finish(run: DatasetRun, job: Mapping[str, Any], job_id: str, reason: str = "") -> None:
     outcome = outcome_from_job(job)
     if reason and not outcome.reason:
         outcome = Outcome(outcome.exit_code, reason)
     rung = run.rung
-    decision = run.record(
-        Attempt(rung, outcome, wall_seconds=_seconds(job), job_id=job_id, queue=queue)
-    )
+    decision = run.record(Attempt(rung, outcome, wall_seconds=_seconds(job), job_id=job_id))
     level = logging.INFO if decision.action in (Action.DONE,) else logging.WARNING
     log.log(
         level,

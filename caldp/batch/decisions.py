@@ -247,8 +247,6 @@ class Attempt:
     wall_seconds: float | None = None
     max_rss_kb: int | None = None
     job_id: str = ""
-    queue: str = ""
-    log: str = ""
 
 
 @dataclass

@@ -107,7 +107,7 @@ def run_attempt(run: DatasetRun, settings: LocalSettings, base: Path) -> Attempt
     program = (settings.command or process_command())[0]
     if shutil.which(program, path=env.get("PATH")) is None:
         reason = f"{WORKER_START_ERROR}: command not found: {program}"
-        return Attempt(rung, Outcome(None, reason), log=str(logfile))
+        return Attempt(rung, Outcome(None, reason))
     log.info("%s: attempt %d on %s in %s", run.dataset, number, rung.label, folder)
     started = time.monotonic()
     try:
@@ -116,7 +116,7 @@ def run_attempt(run: DatasetRun, settings: LocalSettings, base: Path) -> Attempt
                 argv, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
             )
     except OSError as exc:
-        return Attempt(rung, Outcome(None, f"{WORKER_START_ERROR}: {exc}"), log=str(logfile))
+        return Attempt(rung, Outcome(None, f"{WORKER_START_ERROR}: {exc}"))
     try:
         _pid, status, usage = os.wait4(proc.pid, 0)
     except BaseException:
@@ -131,7 +131,6 @@ def run_attempt(run: DatasetRun, settings: LocalSettings, base: Path) -> Attempt
         Outcome(code),
         wall_seconds=wall,
         max_rss_kb=int(usage.ru_maxrss),  # kilobytes on Linux
-        log=str(logfile),
     )
 
 

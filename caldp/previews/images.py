@@ -265,13 +265,6 @@ def render_file(path: Path, keep_codes: bool = False) -> Rendered:
     return rendered
 
 
-def save_jpeg(pixels: np.ndarray, path: Path) -> None:
-    """Write an 8-bit grey (H, W) or colour (H, W, 3) array as JPEG, atomically."""
-    from PIL import Image
-
-    _save(Image.fromarray(pixels), path)
-
-
 def _save(image: Any, path: Path) -> None:
     tmp = path.with_name(path.name + ".part")
     try:
