@@ -166,3 +166,13 @@ def aws_env(moto_endpoint: str, monkeypatch) -> str:
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     return moto_endpoint
+
+
+@pytest.fixture
+def sleeps(monkeypatch) -> list[float]:
+    """The waits of caldp.retry, recorded instead of slept."""
+    from caldp import retry
+
+    waited: list[float] = []
+    monkeypatch.setattr(retry.time, "sleep", waited.append)
+    return waited

@@ -9,26 +9,7 @@ import pytest
 
 from caldp import retry
 from caldp.retry import GaveUp, RetryPolicy
-
-
-@pytest.fixture
-def sleeps(monkeypatch):
-    waited: list[float] = []
-    monkeypatch.setattr(retry.time, "sleep", waited.append)
-    return waited
-
-
-def flaky(failures: list[BaseException], result="done"):
-    calls = []
-
-    def func():
-        calls.append(1)
-        if failures:
-            raise failures.pop(0)
-        return result
-
-    func.calls = calls
-    return func
+from tests.support.retries import flaky
 
 
 def test_waits_are_jittered_doubling_and_capped():

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from caldp import retry
 from caldp.errors import DownloadError
 from caldp.retry import RetryPolicy
 from caldp.storage import s3_client
+from tests.support.retries import flaky
 
 botocore_exceptions = pytest.importorskip("botocore.exceptions")
 
@@ -21,26 +21,6 @@ def client_error(code: str, status: int, message: str = "it went wrong"):
         "ResponseMetadata": {"HTTPStatusCode": status},
     }
     return botocore_exceptions.ClientError(response, "GetObject")
-
-
-@pytest.fixture
-def sleeps(monkeypatch):
-    waited: list[float] = []
-    monkeypatch.setattr(retry.time, "sleep", waited.append)
-    return waited
-
-
-def failing(errors: list[BaseException], result="done"):
-    calls: list[int] = []
-
-    def func():
-        calls.append(1)
-        if errors:
-            raise errors.pop(0)
-        return result
-
-    func.calls = calls  # type: ignore[attr-defined]
-    return func
 
 
 def test_error_codes_of_client_errors_only():
@@ -93,7 +73,7 @@ def test_locations_keys_and_urls():
 
 
 def test_transient_failures_are_retried(sleeps):
-    func = failing([client_error("SlowDown", 503), OSError("reset")])
+    func = flaky([client_error("SlowDown", 503), OSError("reset")])
     got = s3_client.call_with_retries(
         "get", func, error=DownloadError, policy=FAST, retry_on=(OSError,)
     )
@@ -101,7 +81,7 @@ def test_transient_failures_are_retried(sleeps):
 
 
 def test_a_final_error_is_raised_as_the_given_error_at_once(sleeps):
-    func = failing([client_error("NoSuchKey", 404, "The key does not exist")])
+    func = flaky([client_error("NoSuchKey", 404, "The key does not exist")])
     with pytest.raises(DownloadError) as raised:
         s3_client.call_with_retries("get s3://b/k", func, error=DownloadError, policy=FAST)
     assert str(raised.value) == (
@@ -112,7 +92,7 @@ def test_a_final_error_is_raised_as_the_given_error_at_once(sleeps):
 
 
 def test_failures_that_go_on_end_in_the_given_error(sleeps):
-    func = failing([client_error("InternalError", 500) for _ in range(5)])
+    func = flaky([client_error("InternalError", 500) for _ in range(5)])
     with pytest.raises(DownloadError, match="after 3 attempt"):
         s3_client.call_with_retries("get", func, error=DownloadError, policy=FAST)
     assert len(func.calls) == 3
@@ -120,7 +100,7 @@ def test_failures_that_go_on_end_in_the_given_error(sleeps):
 
 @pytest.mark.parametrize("error", [MemoryError(), KeyError("a bug")])
 def test_memory_errors_and_bugs_propagate_unchanged(sleeps, error):
-    func = failing([error])
+    func = flaky([error])
     with pytest.raises(type(error)):
         s3_client.call_with_retries(
             "get", func, error=DownloadError, policy=FAST, retry_on=(OSError,)
