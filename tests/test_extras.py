@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
+import importlib.metadata
 
 import pytest
 
@@ -12,8 +11,9 @@ from caldp.sysexit import describe
 
 
 def test_every_extra_named_is_one_of_the_package():
-    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    assert set(extras.EXTRAS.values()) <= set(pyproject["project"]["optional-dependencies"])
+    """Of the installed caldp's metadata: from a checkout and in the image alike."""
+    declared = set(importlib.metadata.metadata("caldp").get_all("Provides-Extra") or [])
+    assert declared and set(extras.EXTRAS.values()) <= declared
 
 
 def test_hints_of_libraries_name_their_extra():
