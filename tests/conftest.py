@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.s3_fixtures import s3_client, use_fast_retries
 from tests.support.standins import make_standin_crds_cache
 
 pytest_plugins = [
@@ -166,6 +167,13 @@ def aws_env(moto_endpoint: str, monkeypatch) -> str:
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     return moto_endpoint
+
+
+@pytest.fixture
+def s3(aws_env: str, monkeypatch):
+    """A client on the freshly reset moto server; tiny retry waits for the code under test."""
+    use_fast_retries(monkeypatch)
+    return s3_client(aws_env)
 
 
 @pytest.fixture

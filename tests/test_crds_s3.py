@@ -13,19 +13,13 @@ import pytest
 from caldp import bestrefs, crds_s3
 from caldp.errors import ReferencesError
 from caldp.settings import Settings
-from tests.support.s3_fixtures import RecordingProxy, s3_client, use_fast_retries
+from tests.support.s3_fixtures import RecordingProxy
 
 pytestmark = pytest.mark.s3
 
 CRDS_BUCKET = "caldp-crds-test"
 REFERENCE = "v8q14451j_idc.fits"
 CONTEXT = "hst_0729.pmap"
-
-
-@pytest.fixture
-def s3(aws_env, monkeypatch):
-    use_fast_retries(monkeypatch)
-    return s3_client(aws_env)
 
 
 def _files(root: Path, sub: str) -> dict[str, Path]:

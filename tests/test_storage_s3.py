@@ -16,19 +16,12 @@ from caldp.errors import DownloadError, InputError, OutputError
 from caldp.settings import Settings
 from caldp.storage import DeliveryPlan, Uri, parse_output_uri
 from caldp.storage import s3 as s3mod
-from tests.support.s3_fixtures import CuttingProxy, RecordingProxy, s3_client, use_fast_retries
+from tests.support.s3_fixtures import CuttingProxy, RecordingProxy
 
 pytestmark = pytest.mark.s3
 
 BUCKET = "caldp-test-bucket"
 COS_DS = "ldfd01010"
-
-
-@pytest.fixture
-def s3(aws_env, monkeypatch):
-    """A client on the freshly reset moto server; tiny retry waits for the code under test."""
-    use_fast_retries(monkeypatch)
-    return s3_client(aws_env)
 
 
 def _tar_gz(files: dict[str, bytes]) -> bytes:

@@ -11,16 +11,8 @@ import zlib
 import pytest
 
 from caldp.storage import s3_upload
-from tests.support.s3_fixtures import s3_client, use_fast_retries
 
 BUCKET = "caldp-test-bucket"
-
-
-@pytest.fixture
-def s3(aws_env, monkeypatch):
-    """A client on the freshly reset moto server; tiny retry waits for the code under test."""
-    use_fast_retries(monkeypatch)
-    return s3_client(aws_env)
 
 
 @pytest.mark.s3
